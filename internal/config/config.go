@@ -1,0 +1,333 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"taskstack/internal/tasks"
+)
+
+// Environment names.
+const (
+	EnvDev  = "dev"
+	EnvProd = "prod"
+)
+
+// Common is what every binary reads: environment, logging, Redis, tracing.
+type Common struct {
+	Env       string
+	LogLevel  slog.Level
+	LogFormat string
+	Redis     Redis
+	// OTLPEndpoint is set when traces should be exported; the SDK reads the
+	// other OTEL_* variables itself.
+	OTLPEndpoint string
+}
+
+// Redis names the Redis deployment.
+type Redis struct {
+	// URL is redis://, rediss:// (TLS), redis-socket:// or
+	// redis-sentinel://; empty means "embedded" in devstack only.
+	URL string
+	// Password overrides any password in URL, so the URL can live in a
+	// ConfigMap and the password in a Secret.
+	Password string
+	// ClusterAddrs, when set, selects Redis Cluster (comma-separated seeds).
+	ClusterAddrs []string
+}
+
+// Prod reports whether the binary runs with production safeguards.
+func (c Common) Prod() bool { return c.Env == EnvProd }
+
+func loadCommon(e *env, defaultRedisURL string) Common {
+	var c Common
+	c.Env = e.Enum("APP_ENV", EnvDev, "dev or prod; prod refuses placeholder secrets and defaults to JSON logs", EnvDev, EnvProd)
+	level := e.Enum("LOG_LEVEL", "info", "debug, info, warn or error", "debug", "info", "warn", "error")
+	_ = c.LogLevel.UnmarshalText([]byte(level))
+	defFormat := "text"
+	if c.Env == EnvProd {
+		defFormat = "json"
+	}
+	c.LogFormat = e.Enum("LOG_FORMAT", defFormat, "text or json (json by default in prod)", "text", "json")
+
+	c.Redis.URL = e.String("REDIS_URL", defaultRedisURL, "Redis to use: redis://[user:pass@]host:port/db, rediss:// for TLS, redis-sentinel://[:pass@]host:port,host:port?master=name")
+	c.Redis.Password = e.Secret("REDIS_PASSWORD", "Redis password; overrides the one in REDIS_URL")
+	if seeds := e.String("REDIS_CLUSTER_ADDRS", "", "comma-separated host:port seeds of a Redis Cluster; replaces REDIS_URL's host"); seeds != "" {
+		for s := range strings.SplitSeq(seeds, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				c.Redis.ClusterAddrs = append(c.Redis.ClusterAddrs, s)
+			}
+		}
+	}
+	if c.Redis.URL != "" {
+		if err := checkRedisURL(c.Redis.URL); err != nil {
+			e.fail("REDIS_URL", "%v", err)
+		}
+	}
+	if c.Env == EnvProd && c.Redis.URL != "" {
+		pw := c.Redis.Password
+		if pw == "" {
+			pw = urlPassword(c.Redis.URL)
+		}
+		switch {
+		case pw == "":
+			e.fail("REDIS_PASSWORD", "required when APP_ENV=prod (or put the password in REDIS_URL)")
+		case IsPlaceholder(pw):
+			e.fail("REDIS_PASSWORD", "is a placeholder; set a real secret")
+		}
+	}
+
+	c.OTLPEndpoint = e.Passthrough("OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP endpoint for traces; tracing is off when empty")
+	if tr := e.Passthrough("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "OTLP endpoint for traces only (overrides the above)"); tr != "" && c.OTLPEndpoint == "" {
+		c.OTLPEndpoint = tr
+	}
+	e.Passthrough("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "http/protobuf or grpc")
+	e.Passthrough("OTEL_SERVICE_NAME", "", "service name on traces (defaults to the binary name)")
+	e.Passthrough("OTEL_TRACES_SAMPLER", "parentbased_always_on", "OpenTelemetry sampler, e.g. parentbased_traceidratio")
+	e.Passthrough("OTEL_TRACES_SAMPLER_ARG", "", "sampler argument, e.g. 0.1")
+	e.Passthrough("OTEL_RESOURCE_ATTRIBUTES", "", "extra resource attributes, k=v,k=v")
+	e.Passthrough("GOMEMLIMIT", "", "Go runtime soft memory limit; set below the container limit")
+	return c
+}
+
+func checkRedisURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("not a URL: %w", err)
+	}
+	switch u.Scheme {
+	case "redis", "rediss", "redis-socket", "redis-sentinel":
+	default:
+		return fmt.Errorf("scheme %q is not one of redis, rediss, redis-socket, redis-sentinel", u.Scheme)
+	}
+	if u.Scheme != "redis-socket" && u.Host == "" {
+		return errors.New("missing host")
+	}
+	return nil
+}
+
+func urlPassword(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return ""
+	}
+	pw, _ := u.User.Password()
+	return pw
+}
+
+// IsPlaceholder reports whether a secret is an obvious stand-in that must
+// never reach production.
+func IsPlaceholder(secret string) bool {
+	s := strings.ToLower(strings.TrimSpace(secret))
+	if s == "" {
+		return true
+	}
+	for _, p := range []string{"change", "placeholder", "example", "replace", "todo", "xxx", "<", "${"} {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return slices.Contains([]string{"password", "secret", "admin", "redis", "taskstack", "test", "dev", "123456"}, s)
+}
+
+// App configures cmd/app.
+type App struct {
+	Common
+	Addr            string
+	Retention       time.Duration
+	MonitorURL      string
+	GrafanaURL      string
+	ShutdownTimeout time.Duration
+}
+
+// LoadApp reads the app's configuration.
+func LoadApp(getenv func(string) string) (App, error) {
+	e := newEnv(getenv)
+	c := loadApp(e)
+	return c, e.err()
+}
+
+func loadApp(e *env) App {
+	return App{
+		Common:          loadCommon(e, "redis://localhost:6379/0"),
+		Addr:            e.Addr("APP_ADDR", ":8080", "listen address of the web page and API"),
+		Retention:       e.Duration("TASK_RETENTION", 24*time.Hour, 0, 30*24*time.Hour, "how long completed tasks (and idempotency keys) are kept"),
+		MonitorURL:      e.URL("APP_MONITOR_URL", "link to the monitor (asynqmon) shown on the page"),
+		GrafanaURL:      e.URL("APP_GRAFANA_URL", "link to Grafana shown on the page"),
+		ShutdownTimeout: e.Duration("APP_SHUTDOWN_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute, "how long in-flight HTTP requests may take to finish on SIGTERM"),
+	}
+}
+
+// Worker configures cmd/worker.
+type Worker struct {
+	Common
+	AdminAddr         string
+	Queues            map[string]int
+	StrictPriority    bool
+	Concurrency       int
+	Servers           int
+	ShutdownTimeout   time.Duration
+	TaskCheckInterval time.Duration
+}
+
+// DefaultConcurrency suits I/O-bound tasks such as demo:echo, which mostly
+// sleep: many can wait at once on one core.
+const DefaultConcurrency = 20
+
+// LoadWorker reads the worker's configuration.
+func LoadWorker(getenv func(string) string) (Worker, error) {
+	e := newEnv(getenv)
+	c := loadWorker(e)
+	return c, e.err()
+}
+
+func loadWorker(e *env) Worker {
+	c := Worker{Common: loadCommon(e, "redis://localhost:6379/0")}
+	c.AdminAddr = e.Addr("WORKER_ADMIN_ADDR", ":9090", "listen address of /metrics, /healthz and /readyz")
+	raw := e.String("WORKER_QUEUES", "high:6,default:3,low:1", "queues and weights, name:weight,...")
+	q, err := ParseQueues(raw)
+	if err != nil {
+		e.fail("WORKER_QUEUES", "%v", err)
+		q, _ = ParseQueues("high:6,default:3,low:1")
+	}
+	c.Queues = q
+	c.StrictPriority = e.Bool("WORKER_STRICT_PRIORITY", false, "process queues in strict order high > default > low instead of by weight")
+	c.Concurrency = e.Int("WORKER_CONCURRENCY", DefaultConcurrency, 1, 10000, "tasks processed at once per dequeue loop (I/O-bound default)")
+	c.Servers = e.Int("WORKER_SERVERS", 1, 1, 64, "asynq dequeue loops in this process, each with WORKER_CONCURRENCY slots")
+	c.ShutdownTimeout = e.Duration("WORKER_SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 10*time.Minute, "time in-flight tasks get to finish on SIGTERM before asynq requeues them")
+	c.TaskCheckInterval = e.Duration("WORKER_TASK_CHECK_INTERVAL", 50*time.Millisecond, time.Millisecond, time.Minute, "how long an idle dequeue loop sleeps between polls (latency floor vs idle Redis load)")
+	return c
+}
+
+// ParseQueues parses "high:6,default:3,low:1". Names must be catalogue queues.
+func ParseQueues(raw string) (map[string]int, error) {
+	out := map[string]int{}
+	for part := range strings.SplitSeq(raw, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, w, ok := strings.Cut(part, ":")
+		if !ok {
+			w = "1"
+		}
+		name = strings.TrimSpace(name)
+		if !tasks.KnownQueue(name) {
+			return nil, fmt.Errorf("unknown queue %q (known: %s)", name, strings.Join(tasks.Queues(), ", "))
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(w))
+		if err != nil || n < 1 || n > 1000 {
+			return nil, fmt.Errorf("weight of %q must be an integer from 1 to 1000, got %q", name, w)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("queue %q listed twice", name)
+		}
+		out[name] = n
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no queue given")
+	}
+	return out, nil
+}
+
+// Monitor configures cmd/monitor.
+type Monitor struct {
+	Common
+	Addr          string
+	RootPath      string
+	Username      string
+	Password      string
+	ReadOnly      bool
+	PrometheusURL string
+}
+
+// LoadMonitor reads the monitor's configuration.
+func LoadMonitor(getenv func(string) string) (Monitor, error) {
+	e := newEnv(getenv)
+	c := loadMonitor(e)
+	return c, e.err()
+}
+
+func loadMonitor(e *env) Monitor {
+	c := Monitor{Common: loadCommon(e, "redis://localhost:6379/0")}
+	c.Addr = e.Addr("MONITOR_ADDR", ":8081", "listen address of the asynqmon dashboard")
+	c.RootPath = e.String("MONITOR_ROOT_PATH", "/", "path prefix of the dashboard, e.g. /monitor")
+	if !strings.HasPrefix(c.RootPath, "/") {
+		e.fail("MONITOR_ROOT_PATH", "%q must start with /", c.RootPath)
+	}
+	c.RootPath = strings.TrimSuffix(c.RootPath, "/")
+	c.Username = e.String("MONITOR_USERNAME", "", "basic-auth user of the dashboard (required in prod)")
+	c.Password = e.Secret("MONITOR_PASSWORD", "basic-auth password of the dashboard (required in prod)")
+	c.ReadOnly = e.Bool("MONITOR_READ_ONLY", c.Prod(), "refuse every mutating dashboard call (default true in prod)")
+	c.PrometheusURL = e.URL("MONITOR_PROMETHEUS_URL", "Prometheus base URL for the dashboard's metrics view")
+	if (c.Username == "") != (c.Password == "") {
+		e.fail("MONITOR_PASSWORD", "MONITOR_USERNAME and MONITOR_PASSWORD must be set together")
+	}
+	if c.Prod() {
+		switch {
+		case c.Username == "" || c.Password == "":
+			e.fail("MONITOR_PASSWORD", "authentication is required when APP_ENV=prod: set MONITOR_USERNAME and MONITOR_PASSWORD")
+		case IsPlaceholder(c.Password):
+			e.fail("MONITOR_PASSWORD", "is a placeholder; set a real secret")
+		case len(c.Password) < 12:
+			e.fail("MONITOR_PASSWORD", "must be at least 12 characters when APP_ENV=prod")
+		}
+	}
+	return c
+}
+
+// Devstack configures cmd/devstack: the app, worker and monitor in one
+// process. An empty REDIS_URL starts an embedded in-memory Redis.
+type Devstack struct {
+	App     App
+	Worker  Worker
+	Monitor Monitor
+}
+
+// LoadDevstack reads the dev stack's configuration.
+func LoadDevstack(getenv func(string) string) (Devstack, error) {
+	e := newEnv(getenv)
+	var d Devstack
+	d.App = loadApp(e)
+	d.Worker = loadWorker(e)
+	d.Monitor = loadMonitor(e)
+	// One process, one Redis: embedded unless REDIS_URL is set.
+	url := strings.TrimSpace(e.getenv("REDIS_URL"))
+	d.App.Redis.URL, d.Worker.Redis.URL, d.Monitor.Redis.URL = url, url, url
+	return d, e.err()
+}
+
+// Vars lists, in order and without duplicates, the variables a binary reads:
+// "app", "worker", "monitor" or "devstack".
+func Vars(binary string) []Var {
+	e := newEnv(nil)
+	switch binary {
+	case "app":
+		loadApp(e)
+	case "worker":
+		loadWorker(e)
+	case "monitor":
+		loadMonitor(e)
+	case "devstack":
+		loadApp(e)
+		loadWorker(e)
+		loadMonitor(e)
+	default:
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []Var
+	for _, v := range e.vars {
+		if !seen[v.Name] {
+			seen[v.Name] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,153 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Var describes one environment variable a binary reads.
+type Var struct {
+	Name    string
+	Default string
+	Help    string
+	// Secret marks values that must come from a secret store, never a ConfigMap.
+	Secret bool
+	// Passthrough marks variables read by a library (the OpenTelemetry SDK,
+	// the Go runtime) rather than by our own code.
+	Passthrough bool
+}
+
+// env reads variables through an injected getenv, records every variable it
+// was asked about (so the set of variables a binary reads is derived from the
+// code that reads them), and collects one error per malformed variable.
+type env struct {
+	getenv func(string) string
+	vars   []Var
+	errs   []error
+}
+
+func newEnv(getenv func(string) string) *env {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	return &env{getenv: getenv}
+}
+
+func (e *env) record(v Var) string {
+	e.vars = append(e.vars, v)
+	return strings.TrimSpace(e.getenv(v.Name))
+}
+
+func (e *env) fail(name, format string, args ...any) {
+	e.errs = append(e.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+}
+
+func (e *env) err() error { return errors.Join(e.errs...) }
+
+func (e *env) String(name, def, help string) string {
+	if v := e.record(Var{Name: name, Default: def, Help: help}); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *env) Secret(name, help string) string {
+	return e.record(Var{Name: name, Help: help, Secret: true})
+}
+
+// Passthrough declares a variable that a library reads itself and returns its value.
+func (e *env) Passthrough(name, def, help string) string {
+	return e.record(Var{Name: name, Default: def, Help: help, Passthrough: true})
+}
+
+func (e *env) Enum(name, def, help string, allowed ...string) string {
+	v := e.String(name, def, help)
+	if !slices.Contains(allowed, v) {
+		e.fail(name, "%q is not one of %s", v, strings.Join(allowed, ", "))
+		return def
+	}
+	return v
+}
+
+func (e *env) Bool(name string, def bool, help string) bool {
+	raw := e.record(Var{Name: name, Default: strconv.FormatBool(def), Help: help})
+	if raw == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(raw)
+	if err != nil {
+		e.fail(name, "%q is not a boolean (use true or false)", raw)
+		return def
+	}
+	return b
+}
+
+func (e *env) Int(name string, def int, min, max int, help string) int {
+	raw := e.record(Var{Name: name, Default: strconv.Itoa(def), Help: help})
+	if raw == "" {
+		return def
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil {
+		e.fail(name, "%q is not an integer", raw)
+		return def
+	}
+	if n < min || n > max {
+		e.fail(name, "%d is out of range [%d, %d]", n, min, max)
+		return def
+	}
+	return n
+}
+
+func (e *env) Duration(name string, def, min, max time.Duration, help string) time.Duration {
+	raw := e.record(Var{Name: name, Default: def.String(), Help: help})
+	if raw == "" {
+		return def
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil {
+		e.fail(name, "%q is not a duration (e.g. 30s, 5m)", raw)
+		return def
+	}
+	if d < min || d > max {
+		e.fail(name, "%s is out of range [%s, %s]", d, min, max)
+		return def
+	}
+	return d
+}
+
+// URL parses an optional absolute http(s) URL.
+func (e *env) URL(name, help string) string {
+	raw := e.String(name, "", help)
+	if raw == "" {
+		return ""
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		e.fail(name, "%q is not an absolute http(s) URL", raw)
+		return ""
+	}
+	return raw
+}
+
+// Addr parses a listen address such as ":8080" or "127.0.0.1:0".
+func (e *env) Addr(name, def, help string) string {
+	v := e.String(name, def, help)
+	_, port, err := net.SplitHostPort(v)
+	if err != nil {
+		e.fail(name, "%q is not a listen address (e.g. :8080): %v", v, err)
+		return def
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		e.fail(name, "%q has an invalid port", v)
+		return def
+	}
+	return v
+}
+
