@@ -150,4 +150,3 @@ func (e *env) Addr(name, def, help string) string {
 	}
 	return v
 }
-
