@@ -201,7 +201,7 @@ func loadWorker(e *env) Worker {
 	c.Concurrency = e.Int("WORKER_CONCURRENCY", DefaultConcurrency, 1, 10000, "tasks processed at once per dequeue loop (I/O-bound default)")
 	c.Servers = e.Int("WORKER_SERVERS", 1, 1, 64, "asynq dequeue loops in this process, each with WORKER_CONCURRENCY slots")
 	c.ShutdownTimeout = e.Duration("WORKER_SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 10*time.Minute, "time in-flight tasks get to finish on SIGTERM before asynq requeues them")
-	c.TaskCheckInterval = e.Duration("WORKER_TASK_CHECK_INTERVAL", 50*time.Millisecond, time.Millisecond, time.Minute, "how long an idle dequeue loop sleeps between polls (latency floor vs idle Redis load)")
+	c.TaskCheckInterval = e.Duration("WORKER_TASK_CHECK_INTERVAL", 10*time.Millisecond, time.Millisecond, time.Minute, "how long an idle dequeue loop sleeps between polls (latency floor vs idle Redis load)")
 	return c
 }
 

@@ -1,0 +1,137 @@
+package telemetry
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Build identifies the running binary.
+type Build struct {
+	Version string
+	Commit  string
+}
+
+// NewRegistry returns a registry with the Go and process collectors and
+// taskstack_build_info.
+func NewRegistry(b Build) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	info := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "taskstack_build_info",
+		Help: "Build of the running binary; always 1.",
+	}, []string{"version", "commit", "goversion"})
+	info.WithLabelValues(orUnknown(b.Version), orUnknown(b.Commit), runtime.Version()).Set(1)
+	reg.MustRegister(info)
+	return reg
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// MetricsHandler serves reg with OpenMetrics (and so exemplars) when the
+// scraper asks for it.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true, Registry: reg})
+}
+
+// Exemplar returns the trace_id exemplar for ctx, or nil when the span is
+// not sampled (an exemplar pointing to a dropped trace is a dead link).
+func Exemplar(ctx context.Context) prometheus.Labels {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() || !sc.IsSampled() {
+		return nil
+	}
+	return prometheus.Labels{"trace_id": sc.TraceID().String()}
+}
+
+// ObserveWithExemplar observes v, attaching ctx's trace as exemplar.
+func ObserveWithExemplar(ctx context.Context, o prometheus.Observer, v float64) {
+	if ex := Exemplar(ctx); ex != nil {
+		if eo, ok := o.(prometheus.ExemplarObserver); ok {
+			eo.ObserveWithExemplar(v, ex)
+			return
+		}
+	}
+	o.Observe(v)
+}
+
+// HTTPMetrics are the RED metrics of an HTTP server.
+type HTTPMetrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewHTTPMetrics registers taskstack_http_* on reg.
+func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
+	m := &HTTPMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "taskstack_http_requests_total",
+			Help: "HTTP requests served, by method, route pattern and status code.",
+		}, []string{"method", "route", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "taskstack_http_request_duration_seconds",
+			Help:    "HTTP request duration, by method and route pattern.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"method", "route"}),
+	}
+	reg.MustRegister(m.requests, m.duration)
+	return m
+}
+
+// Wrap instruments h, labelled with its route pattern (never the raw path,
+// which would make one series per task ID).
+func (m *HTTPMetrics) Wrap(route string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(sw, r)
+		method := boundedMethod(r.Method)
+		m.requests.WithLabelValues(method, route, strconv.Itoa(sw.code)).Inc()
+		ObserveWithExemplar(r.Context(), m.duration.WithLabelValues(method, route), time.Since(start).Seconds())
+	})
+}
+
+func boundedMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code        int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.code, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach Flush for server-sent events.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,223 @@
+package web
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"taskstack/internal/tasks"
+)
+
+// States a task can be listed by.
+var listStates = []string{"pending", "active", "scheduled", "retry", "archived", "completed"}
+
+// Paging bounds.
+const (
+	DefaultPageSize = 20
+	MaxPageSize     = 100
+	MaxPage         = 100
+)
+
+type listQuery struct {
+	States   []string
+	Queues   []string
+	Page     int
+	PageSize int
+}
+
+func parseListQuery(v url.Values) (listQuery, error) {
+	var verr tasks.ValidationError
+	q := listQuery{States: listStates, Queues: tasks.Queues(), Page: 1, PageSize: DefaultPageSize}
+	if s := v.Get("state"); s != "" {
+		if !slices.Contains(listStates, s) {
+			verr.Add("state", fmt.Sprintf("unknown state %q (use %s)", s, strings.Join(listStates, ", ")))
+		}
+		q.States = []string{s}
+	}
+	if s := v.Get("queue"); s != "" {
+		if !tasks.KnownQueue(s) {
+			verr.Add("queue", fmt.Sprintf("unknown queue %q (use %s)", s, strings.Join(tasks.Queues(), ", ")))
+		}
+		q.Queues = []string{s}
+	}
+	num := func(field string, def, max int) int {
+		raw := v.Get(field)
+		if raw == "" {
+			return def
+		}
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > max {
+			verr.Add(field, fmt.Sprintf("must be a whole number from 1 to %d", max))
+			return def
+		}
+		return n
+	}
+	q.Page = num("page", 1, MaxPage)
+	q.PageSize = num("page_size", DefaultPageSize, MaxPageSize)
+	if len(verr.Fields) > 0 {
+		return q, &verr
+	}
+	return q, nil
+}
+
+type taskPage struct {
+	Tasks    []taskJSON `json:"tasks"`
+	Page     int        `json:"page"`
+	PageSize int        `json:"page_size"`
+	Total    int        `json:"total"`
+	Links    links      `json:"links"`
+}
+
+// listTasks merges the requested states and queues, newest first. asynq
+// lists one queue and state at a time, so each is read up to the end of the
+// requested page and the merge is cut to it: cheap for the bounded pages we
+// allow (page*page_size <= 10,000).
+func (s *Server) list(q listQuery) (taskPage, error) {
+	limit := q.Page * q.PageSize
+	var all []*asynq.TaskInfo
+	total := 0
+	existing, err := s.insp.Queues()
+	if err != nil {
+		return taskPage{}, fmt.Errorf("list queues: %w", err)
+	}
+	for _, queue := range q.Queues {
+		if !slices.Contains(existing, queue) {
+			continue
+		}
+		qi, err := s.insp.GetQueueInfo(queue)
+		if err != nil {
+			return taskPage{}, fmt.Errorf("queue %s: %w", queue, err)
+		}
+		for _, state := range q.States {
+			total += countState(qi, state)
+			got, err := s.listState(queue, state, limit)
+			if err != nil {
+				return taskPage{}, fmt.Errorf("list %s tasks of %s: %w", state, queue, err)
+			}
+			all = append(all, got...)
+		}
+	}
+	slices.SortStableFunc(all, func(a, b *asynq.TaskInfo) int {
+		if c := sortTime(b).Compare(sortTime(a)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	start := min((q.Page-1)*q.PageSize, len(all))
+	end := min(start+q.PageSize, len(all))
+	page := taskPage{Tasks: []taskJSON{}, Page: q.Page, PageSize: q.PageSize, Total: total}
+	for _, ti := range all[start:end] {
+		page.Tasks = append(page.Tasks, toTaskJSON(ti))
+	}
+	return page, nil
+}
+
+func (s *Server) listState(queue, state string, limit int) ([]*asynq.TaskInfo, error) {
+	opts := []asynq.ListOption{asynq.PageSize(limit), asynq.Page(1)}
+	switch state {
+	case "pending":
+		return s.insp.ListPendingTasks(queue, opts...)
+	case "active":
+		return s.insp.ListActiveTasks(queue, opts...)
+	case "scheduled":
+		return s.insp.ListScheduledTasks(queue, opts...)
+	case "retry":
+		return s.insp.ListRetryTasks(queue, opts...)
+	case "archived":
+		return s.insp.ListArchivedTasks(queue, opts...)
+	case "completed":
+		return s.insp.ListCompletedTasks(queue, opts...)
+	}
+	return nil, fmt.Errorf("unknown state %q", state)
+}
+
+func countState(qi *asynq.QueueInfo, state string) int {
+	switch state {
+	case "pending":
+		return qi.Pending
+	case "active":
+		return qi.Active
+	case "scheduled":
+		return qi.Scheduled
+	case "retry":
+		return qi.Retry
+	case "archived":
+		return qi.Archived
+	case "completed":
+		return qi.Completed
+	}
+	return 0
+}
+
+// sortTime orders tasks by when they were submitted, falling back to what
+// asynq records for tasks enqueued without our headers.
+func sortTime(ti *asynq.TaskInfo) time.Time {
+	if at, ok := tasks.EnqueuedAt(ti.Headers); ok {
+		return at
+	}
+	for _, t := range []time.Time{ti.CompletedAt, ti.LastFailedAt, ti.NextProcessAt} {
+		if !t.IsZero() {
+			return t
+		}
+	}
+	return time.Time{}
+}
+
+func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
+	q, err := parseListQuery(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	page, err := s.list(q)
+	if err != nil {
+		return err
+	}
+	link := func(p int) string {
+		v := r.URL.Query()
+		v.Set("page", strconv.Itoa(p))
+		v.Set("page_size", strconv.Itoa(q.PageSize))
+		return "/api/v1/tasks?" + v.Encode()
+	}
+	page.Links.Self = link(q.Page)
+	if q.Page*q.PageSize < page.Total && q.Page < MaxPage {
+		page.Links.Next = link(q.Page + 1)
+	}
+	if q.Page > 1 {
+		page.Links.Prev = link(q.Page - 1)
+	}
+	return writeJSON(w, http.StatusOK, page)
+}
+
+type finishedTask struct {
+	ID          string     `json:"id"`
+	Queue       string     `json:"queue"`
+	Type        string     `json:"type"`
+	Result      string     `json:"result"`
+	CompletedAt *time.Time `json:"completed_at"`
+}
+
+// finishedTasks keeps the tutorial's endpoint: completed tasks and their
+// results, newest first (the first MaxPageSize; page through
+// /api/v1/tasks?state=completed for more).
+func (s *Server) finishedTasks(w http.ResponseWriter, r *http.Request) error {
+	page, err := s.list(listQuery{States: []string{"completed"}, Queues: tasks.Queues(), Page: 1, PageSize: MaxPageSize})
+	if err != nil {
+		return err
+	}
+	out := []finishedTask{}
+	for _, t := range page.Tasks {
+		ft := finishedTask{ID: t.ID, Queue: t.Queue, Type: t.Type, CompletedAt: t.CompletedAt}
+		if t.Result != nil {
+			ft.Result = *t.Result
+		}
+		out = append(out, ft)
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"finished_tasks": out, "total": page.Total})
+}

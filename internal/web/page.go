@@ -1,0 +1,240 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"taskstack/internal/tasks"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+type pageRenderer struct {
+	tmpl *template.Template
+}
+
+func newPageRenderer() (*pageRenderer, error) {
+	t, err := template.New("").Funcs(template.FuncMap{
+		"ago":   ago,
+		"stamp": stamp,
+		"deref": func(s *string) string {
+			if s == nil {
+				return ""
+			}
+			return *s
+		},
+		"payload": prettyJSON,
+		"taskURL": func(queue, id string) string { return "/tasks/" + url.PathEscape(queue) + "/" + url.PathEscape(id) },
+		"queues":  tasks.Queues,
+		"states":  func() []string { return listStates },
+	}).ParseFS(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("parse templates: %w", err)
+	}
+	return &pageRenderer{tmpl: t}, nil
+}
+
+func (p *pageRenderer) render(w http.ResponseWriter, status int, name string, data any) error {
+	var buf bytes.Buffer
+	if err := p.tmpl.ExecuteTemplate(&buf, name, data); err != nil {
+		return fmt.Errorf("render %s: %w", name, err)
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+func ago(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	d := time.Since(*t).Round(time.Second)
+	if d < time.Second {
+		return "just now"
+	}
+	return d.String() + " ago"
+}
+
+func stamp(t *time.Time) string {
+	if t == nil {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05 UTC")
+}
+
+func prettyJSON(raw json.RawMessage) string {
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, raw, "", "  "); err != nil {
+		return string(raw)
+	}
+	return buf.String()
+}
+
+// ui renders errors as a page a person can read.
+func (s *Server) ui(h handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			p := s.report(r, err)
+			if p.retryAfter > 0 {
+				w.Header().Set("Retry-After", fmt.Sprint(p.retryAfter))
+			}
+			msg := p.Detail
+			if p.Status >= 500 {
+				msg = "Something went wrong on our side. Please try again in a moment."
+				if p.Status == http.StatusServiceUnavailable {
+					msg = "The task store is unavailable right now. Please try again in a few seconds."
+				}
+			}
+			_ = s.page.render(w, p.Status, "error.html", map[string]any{
+				"Status": p.Status, "Title": p.Title, "Message": msg, "Links": s.navLinks(),
+			})
+		}
+	})
+}
+
+func (s *Server) static() http.Handler {
+	sub, _ := fs.Sub(staticFS, "static")
+	return http.StripPrefix("/static/", http.FileServerFS(sub))
+}
+
+type navLinks struct {
+	Monitor string
+	Grafana string
+}
+
+func (s *Server) navLinks() navLinks { return navLinks{Monitor: s.monitorURL, Grafana: s.grafanaURL} }
+
+// formValues is what the person typed, echoed back with field errors.
+type formValues struct {
+	Arg   string
+	Sleep string
+	Queue string
+}
+
+type indexData struct {
+	Links     navLinks
+	Form      formValues
+	Errors    map[string]string
+	Submitted string
+	Filter    listQuery
+	Page      taskPage
+	Queues    []queueJSON
+	Prev      string
+	Next      string
+}
+
+func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
+	return s.renderIndex(w, r, http.StatusOK, formValues{Sleep: "10s", Queue: tasks.QueueDefault}, nil)
+}
+
+func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int, form formValues, errs map[string]string) error {
+	q, err := parseListQuery(r.URL.Query())
+	if err != nil {
+		q = listQuery{States: listStates, Queues: tasks.Queues(), Page: 1, PageSize: DefaultPageSize}
+	}
+	page, err := s.list(q)
+	if err != nil {
+		return err
+	}
+	qs, err := s.queueStats()
+	if err != nil {
+		return err
+	}
+	data := indexData{
+		Links: s.navLinks(), Form: form, Errors: errs, Submitted: r.URL.Query().Get("submitted"),
+		Filter: q, Page: page, Queues: qs,
+	}
+	pageLink := func(p int) string {
+		v := r.URL.Query()
+		v.Del("submitted")
+		v.Set("page", fmt.Sprint(p))
+		return "/?" + v.Encode()
+	}
+	if q.Page > 1 {
+		data.Prev = pageLink(q.Page - 1)
+	}
+	if q.Page*q.PageSize < page.Total && q.Page < MaxPage {
+		data.Next = pageLink(q.Page + 1)
+	}
+	return s.page.render(w, status, "index.html", data)
+}
+
+// submitForm is the no-JavaScript path: validate with the API's rules, then
+// redirect (POST/redirect/GET) or show the form again with field errors.
+func (s *Server) submitForm(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		return newProblem(http.StatusBadRequest, "The form could not be read.")
+	}
+	form := formValues{
+		Arg:   r.PostFormValue("arg"),
+		Sleep: strings.TrimSpace(r.PostFormValue("sleep")),
+		Queue: r.PostFormValue("queue"),
+	}
+	payload, _ := json.Marshal(tasks.EchoPayload{Arg: form.Arg, Sleep: form.Sleep})
+	ctx, cancel := requestContext(r)
+	defer cancel()
+	info, err := s.enq.Enqueue(ctx, tasks.Request{Type: tasks.TypeEcho, Payload: payload, Queue: form.Queue})
+	s.countEnqueue(tasks.TypeEcho, form.Queue, err)
+	if err != nil {
+		p := classify(err)
+		if p.Status != http.StatusUnprocessableEntity {
+			return err
+		}
+		errs := map[string]string{}
+		for _, f := range p.Errors {
+			errs[formField(f.Field)] = humanMessage(f)
+		}
+		return s.renderIndex(w, r, http.StatusUnprocessableEntity, form, errs)
+	}
+	http.Redirect(w, r, "/?submitted="+url.QueryEscape(info.ID), http.StatusSeeOther)
+	return nil
+}
+
+// formField maps an API field name to the form control it came from.
+func formField(apiField string) string {
+	return strings.TrimPrefix(apiField, "payload.")
+}
+
+// humanMessage words a field error for a person rather than an API client.
+func humanMessage(f tasks.FieldError) string {
+	switch f.Field {
+	case "payload.sleep":
+		return "Sleep " + f.Message + "."
+	case "payload.arg":
+		return "Argument " + f.Message + "."
+	case "queue":
+		return "Choose one of the priorities high, default or low."
+	}
+	return f.Message
+}
+
+func (s *Server) taskPage(w http.ResponseWriter, r *http.Request) error {
+	queue, id := r.PathValue("queue"), r.PathValue("id")
+	if !tasks.KnownQueue(queue) {
+		return newProblem(http.StatusNotFound, "There is no such queue.")
+	}
+	ti, err := s.insp.GetTaskInfo(queue, id)
+	if err != nil {
+		p := classify(err)
+		if p.Status == http.StatusNotFound {
+			return newProblem(http.StatusNotFound, "This task does not exist, or it finished longer ago than it is kept.")
+		}
+		return err
+	}
+	return s.page.render(w, http.StatusOK, "task.html", map[string]any{"Links": s.navLinks(), "Task": toTaskJSON(ti)})
+}

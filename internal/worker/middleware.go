@@ -1,0 +1,165 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"taskstack/internal/tasks"
+	"taskstack/internal/telemetry"
+)
+
+// Metrics are the worker's per task type and queue series.
+type Metrics struct {
+	processed *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	wait      *prometheus.HistogramVec
+	inFlight  *prometheus.GaugeVec
+	types     map[string]bool
+	queues    map[string]bool
+}
+
+// NewMetrics registers the worker's series on reg and pre-creates the known
+// label combinations. Unknown types or queues are folded into "unknown", so
+// a bad task can never create new series.
+func NewMetrics(reg prometheus.Registerer, types, queues []string) *Metrics {
+	labels := []string{"type", "queue"}
+	m := &Metrics{
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "taskstack_tasks_processed_total",
+			Help: "Task attempts finished, by type, queue and outcome (success or failure).",
+		}, []string{"type", "queue", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "taskstack_task_duration_seconds",
+			Help:    "Time a handler ran, by task type and queue.",
+			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
+		}, labels),
+		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "taskstack_task_queue_wait_seconds",
+			Help:    "Time from enqueue (task header) to handler start, by task type and queue; includes scheduled delay and retry back-off.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, labels),
+		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "taskstack_tasks_in_progress",
+			Help: "Tasks being processed right now, by type and queue.",
+		}, labels),
+		types:  map[string]bool{},
+		queues: map[string]bool{},
+	}
+	reg.MustRegister(m.processed, m.duration, m.wait, m.inFlight)
+	for _, t := range types {
+		m.types[t] = true
+		for _, q := range queues {
+			m.queues[q] = true
+			m.processed.WithLabelValues(t, q, "success")
+			m.processed.WithLabelValues(t, q, "failure")
+			m.duration.WithLabelValues(t, q)
+			m.wait.WithLabelValues(t, q)
+			m.inFlight.WithLabelValues(t, q)
+		}
+	}
+	return m
+}
+
+func (m *Metrics) labels(typ, queue string) (string, string) {
+	if !m.types[typ] {
+		typ = "unknown"
+	}
+	if !m.queues[queue] {
+		queue = "unknown"
+	}
+	return typ, queue
+}
+
+// Middleware continues the trace carried in the task's headers in a
+// CONSUMER span "process <queue>" (its parent is the producer span, so one
+// trace runs from the HTTP request to the task's end, and it also links to
+// it as the messaging conventions recommend), records metrics and logs the
+// outcome with the trace IDs.
+func Middleware(m *Metrics, tp trace.TracerProvider, log *slog.Logger) asynq.MiddlewareFunc {
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	tracer := tp.Tracer("taskstack/internal/worker")
+	return func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			start := time.Now()
+			queue, _ := asynq.GetQueueName(ctx)
+			id, _ := asynq.GetTaskID(ctx)
+			retried, _ := asynq.GetRetryCount(ctx)
+			maxRetry, _ := asynq.GetMaxRetry(ctx)
+			typ, q := m.labels(t.Type(), queue)
+
+			parent := otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(t.Headers()))
+			opts := []trace.SpanStartOption{
+				trace.WithSpanKind(trace.SpanKindConsumer),
+				trace.WithAttributes(
+					semconv.MessagingSystemKey.String(tasks.MessagingSystem),
+					semconv.MessagingOperationName("process"),
+					semconv.MessagingOperationTypeProcess,
+					semconv.MessagingDestinationName(queue),
+					semconv.MessagingMessageID(id),
+					attribute.String("taskstack.task.type", t.Type()),
+					attribute.Int("taskstack.task.retry_count", retried),
+					attribute.Int("taskstack.task.max_retry", maxRetry),
+				),
+			}
+			if sc := trace.SpanContextFromContext(parent); sc.IsValid() {
+				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
+			}
+			ctx, span := tracer.Start(parent, "process "+queue, opts...)
+			defer span.End()
+
+			if at, ok := tasks.EnqueuedAt(t.Headers()); ok {
+				telemetry.ObserveWithExemplar(ctx, m.wait.WithLabelValues(typ, q), max(0, start.Sub(at).Seconds()))
+			}
+			inFlight := m.inFlight.WithLabelValues(typ, q)
+			inFlight.Inc()
+			err := next.ProcessTask(ctx, t)
+			inFlight.Dec()
+			elapsed := time.Since(start)
+			telemetry.ObserveWithExemplar(ctx, m.duration.WithLabelValues(typ, q), elapsed.Seconds())
+
+			attrs := []any{
+				slog.String("task_id", id), slog.String("type", t.Type()), slog.String("queue", queue),
+				slog.Int("retried", retried), slog.Duration("duration", elapsed),
+			}
+			if err != nil {
+				m.processed.WithLabelValues(typ, q, "failure").Inc()
+				span.RecordError(err)
+				span.SetStatus(codes.Error, err.Error())
+				span.SetAttributes(semconv.ErrorTypeKey.String(errorType(ctx, err)))
+				final := retried >= maxRetry || errors.Is(err, asynq.SkipRetry)
+				log.WarnContext(ctx, "task failed", append(attrs, slog.Bool("final", final), slog.Any("err", err))...)
+				return err
+			}
+			m.processed.WithLabelValues(typ, q, "success").Inc()
+			log.DebugContext(ctx, "task done", attrs...)
+			return nil
+		})
+	}
+}
+
+// errorType is a low-cardinality error.type value.
+func errorType(ctx context.Context, err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, asynq.SkipRetry):
+		return "permanent"
+	}
+	// The semantic conventions' fallback: bounded, unlike error messages.
+	return "_OTHER"
+}
