@@ -1,0 +1,121 @@
+package compose
+
+import (
+	"maps"
+	"slices"
+	"testing"
+
+	"taskstack/internal/config"
+)
+
+// defaultIsFine lists the variables a binary reads that compose leaves to
+// their default, with the reason. Every other variable config.Vars reports
+// must be given explicitly, so a new setting forces a decision here.
+var defaultIsFine = map[string]map[string]string{
+	"app":     commonDefaults,
+	"monitor": merge(commonDefaults, map[string]string{"MONITOR_ROOT_PATH": "served at / on its own port"}),
+	"worker": merge(commonDefaults, map[string]string{
+		"WORKER_STRICT_PRIORITY":     "weighted queues (WORKER_QUEUES) are the intended policy",
+		"WORKER_SERVERS":             "one dequeue loop per replica; scale with WORKER_REPLICAS",
+		"WORKER_TASK_CHECK_INTERVAL": "the binary's default balances latency and idle Redis load",
+	}),
+}
+
+var commonDefaults = map[string]string{
+	"REDIS_CLUSTER_ADDRS":                "compose runs a single Redis node",
+	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "OTEL_EXPORTER_OTLP_ENDPOINT covers traces",
+}
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ms {
+		maps.Copy(out, m)
+	}
+	return out
+}
+
+// TestEnvironmentMatchesConfig compares what compose gives each binary with
+// what the binary reads (internal/config.Vars, derived from the code that
+// reads them): nothing unknown, nothing missing but documented defaults,
+// every secret supplied from the operator's secrets in prod. Then the
+// binary's own loader must accept the result, as it will at start.
+func TestEnvironmentMatchesConfig(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	loaders := map[string]func(func(string) string) error{
+		"app":     func(g func(string) string) error { _, err := config.LoadApp(g); return err },
+		"worker":  func(g func(string) string) error { _, err := config.LoadWorker(g); return err },
+		"monitor": func(g func(string) string) error { _, err := config.LoadMonitor(g); return err },
+	}
+	for _, env := range envs {
+		p := b.mustLoad(t, env)
+		for _, bin := range ours {
+			t.Run(env+"/"+bin, func(t *testing.T) {
+				given := envOf(t, p.Services[bin])
+				vars := config.Vars(bin)
+				if len(vars) == 0 {
+					t.Fatalf("config.Vars(%q) is empty", bin)
+				}
+				known := map[string]config.Var{}
+				for _, v := range vars {
+					known[v.Name] = v
+				}
+				for _, name := range slices.Sorted(maps.Keys(given)) {
+					if _, ok := known[name]; !ok {
+						t.Errorf("compose gives %s %s, which it does not read", bin, name)
+					}
+				}
+				for name, why := range defaultIsFine[bin] {
+					if _, ok := known[name]; !ok {
+						t.Errorf("defaultIsFine[%s] lists %s (%s), which %s no longer reads", bin, name, why, bin)
+					}
+					if _, ok := given[name]; ok {
+						t.Errorf("compose gives %s %s although defaultIsFine says %q", bin, name, why)
+					}
+				}
+				for _, v := range vars {
+					_, isGiven := given[v.Name]
+					_, defaultOK := defaultIsFine[bin][v.Name]
+					if !isGiven && !defaultOK {
+						t.Errorf("compose does not give %s %s (default %q: %s); set it or add it to defaultIsFine with a reason", bin, v.Name, v.Default, v.Help)
+					}
+					if v.Secret && env == "prod" {
+						if !slices.Contains(slices.Collect(maps.Values(prodSecrets)), given[v.Name]) {
+							t.Errorf("prod %s: secret %s is not supplied from the operator's secrets", bin, v.Name)
+						}
+					}
+				}
+				getenv := func(k string) string { return given[k] }
+				if err := loaders[bin](getenv); err != nil {
+					t.Errorf("%s refuses what compose gives it in %s:\n%v", bin, env, err)
+				}
+			})
+		}
+	}
+}
+
+// TestProdRefusesPlaceholderSecrets: compose accepts any value, the
+// binaries then refuse the obvious stand-ins.
+func TestProdRefusesPlaceholderSecrets(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	placeholders := map[string]string{
+		"REDIS_PASSWORD":         "changeme",
+		"MONITOR_PASSWORD":       "change-me-please",
+		"GRAFANA_ADMIN_PASSWORD": "admin",
+	}
+	p, err := b.load(t, "prod", placeholders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for bin, load := range map[string]func(func(string) string) error{
+		"app":     func(g func(string) string) error { _, err := config.LoadApp(g); return err },
+		"worker":  func(g func(string) string) error { _, err := config.LoadWorker(g); return err },
+		"monitor": func(g func(string) string) error { _, err := config.LoadMonitor(g); return err },
+	} {
+		given := envOf(t, p.Services[bin])
+		if err := load(func(k string) string { return given[k] }); err == nil {
+			t.Errorf("prod %s starts with placeholder secrets", bin)
+		}
+	}
+}
