@@ -23,17 +23,17 @@ import (
 
 // typed maps every built-in kind the manifests may use to its Go type.
 var typed = map[string]func() any{
-	"v1/Namespace":                             func() any { return new(corev1.Namespace) },
-	"v1/ServiceAccount":                        func() any { return new(corev1.ServiceAccount) },
-	"v1/ConfigMap":                             func() any { return new(corev1.ConfigMap) },
-	"v1/Secret":                                func() any { return new(corev1.Secret) },
-	"v1/Service":                               func() any { return new(corev1.Service) },
-	"apps/v1/Deployment":                       func() any { return new(appsv1.Deployment) },
-	"apps/v1/StatefulSet":                      func() any { return new(appsv1.StatefulSet) },
-	"policy/v1/PodDisruptionBudget":            func() any { return new(policyv1.PodDisruptionBudget) },
-	"networking.k8s.io/v1/NetworkPolicy":       func() any { return new(networkingv1.NetworkPolicy) },
-	"networking.k8s.io/v1/Ingress":             func() any { return new(networkingv1.Ingress) },
-	"autoscaling/v2/HorizontalPodAutoscaler":   func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
+	"v1/Namespace":                           func() any { return new(corev1.Namespace) },
+	"v1/ServiceAccount":                      func() any { return new(corev1.ServiceAccount) },
+	"v1/ConfigMap":                           func() any { return new(corev1.ConfigMap) },
+	"v1/Secret":                              func() any { return new(corev1.Secret) },
+	"v1/Service":                             func() any { return new(corev1.Service) },
+	"apps/v1/Deployment":                     func() any { return new(appsv1.Deployment) },
+	"apps/v1/StatefulSet":                    func() any { return new(appsv1.StatefulSet) },
+	"policy/v1/PodDisruptionBudget":          func() any { return new(policyv1.PodDisruptionBudget) },
+	"networking.k8s.io/v1/NetworkPolicy":     func() any { return new(networkingv1.NetworkPolicy) },
+	"networking.k8s.io/v1/Ingress":           func() any { return new(networkingv1.Ingress) },
+	"autoscaling/v2/HorizontalPodAutoscaler": func() any { return new(autoscalingv2.HorizontalPodAutoscaler) },
 }
 
 // customResources are the CRDs the components use, each with its checks.
