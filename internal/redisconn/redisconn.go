@@ -79,12 +79,20 @@ func Open(cfg config.Redis, tp trace.TracerProvider) (redis.UniversalClient, err
 		return nil, fmt.Errorf("redis: unexpected client type %T", opt.MakeRedisClient())
 	}
 	if tp != nil {
-		if err := redisotel.InstrumentTracing(client, redisotel.WithTracerProvider(tp), redisotel.WithDBStatement(false)); err != nil {
+		if err := Instrument(client, tp); err != nil {
 			_ = client.Close()
-			return nil, fmt.Errorf("redis tracing: %w", err)
+			return nil, err
 		}
 	}
 	return client, nil
+}
+
+// Instrument makes every command of c a client span of tp.
+func Instrument(c redis.UniversalClient, tp trace.TracerProvider) error {
+	if err := redisotel.InstrumentTracing(c, redisotel.WithTracerProvider(tp), redisotel.WithDBStatement(false)); err != nil {
+		return fmt.Errorf("redis tracing: %w", err)
+	}
+	return nil
 }
 
 // Ping checks that Redis answers within timeout.

@@ -197,8 +197,8 @@ func decodeStrict(raw json.RawMessage, v any, prefix string) error {
 		var verr ValidationError
 		var typeErr *json.UnmarshalTypeError
 		switch {
-		case errors.As(err, &typeErr):
-			verr.Add(prefix+"."+typeErr.Field, "must be a "+typeErr.Type.String())
+		case errors.As(err, &typeErr) && typeErr.Field != "":
+			verr.Add(prefix+"."+typeErr.Field, "must be a "+jsonType(typeErr.Type.Kind().String()))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 			verr.Add(prefix+"."+name, "is not a known field")
@@ -211,4 +211,16 @@ func decodeStrict(raw json.RawMessage, v any, prefix string) error {
 		return &ValidationError{Fields: []FieldError{{Field: prefix, Message: "must be a single JSON object"}}}
 	}
 	return nil
+}
+
+func jsonType(kind string) string {
+	switch {
+	case kind == "string":
+		return "string"
+	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"), strings.HasPrefix(kind, "float"):
+		return "number"
+	case kind == "bool":
+		return "boolean"
+	}
+	return "JSON " + kind
 }

@@ -23,10 +23,10 @@ type App struct {
 	inspector *asynq.Inspector
 }
 
-// NewApp connects to Redis (traced, since every command runs inside a
-// request) and builds the handler. Close releases the connections.
+// NewApp connects to Redis and builds the handler. Close releases the
+// connections.
 func NewApp(cfg config.App, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (*App, error) {
-	rc, err := redisconn.Open(cfg.Redis, tp)
+	rc, err := redisconn.Open(cfg.Redis, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +34,14 @@ func NewApp(cfg config.App, log *slog.Logger, reg *prometheus.Registry, tp trace
 }
 
 // NewAppWithRedis builds the app on an existing client, which it then owns.
+// With a tracer provider, the client's commands are traced: the app only
+// talks to Redis while serving a request, so each becomes part of its trace.
 func NewAppWithRedis(cfg config.App, rc redis.UniversalClient, log *slog.Logger, reg *prometheus.Registry, tp trace.TracerProvider) (*App, error) {
+	if tp != nil {
+		if err := redisconn.Instrument(rc, tp); err != nil {
+			return nil, err
+		}
+	}
 	a := &App{redis: rc, client: asynq.NewClientFromRedisClient(rc), inspector: asynq.NewInspectorFromRedisClient(rc)}
 	srv, err := New(Deps{
 		Enqueuer:   tasks.NewEnqueuer(a.client, tasks.NewCatalogue(), tp, cfg.Retention),

@@ -21,11 +21,18 @@ import (
 	"taskstack/internal/telemetry"
 )
 
+// Catalogue is what the worker needs of the task catalogue: the handlers
+// and the type names that bound the metrics' labels.
+type Catalogue interface {
+	Register(mux *asynq.ServeMux)
+	Types() []string
+}
+
 // Options builds a Worker.
 type Options struct {
 	Config    config.Worker
 	Redis     redis.UniversalClient
-	Catalogue *tasks.Catalogue
+	Catalogue Catalogue
 	Logger    *slog.Logger
 	Registry  *prometheus.Registry
 	Tracer    trace.TracerProvider

@@ -1,0 +1,438 @@
+package web_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"taskstack/internal/config"
+	"taskstack/internal/tasks"
+	"taskstack/internal/telemetry"
+	"taskstack/internal/testsupport"
+	"taskstack/internal/web"
+	"taskstack/internal/worker"
+)
+
+type fixture struct {
+	srv   *httptest.Server
+	redis *testsupport.Redis
+	rc    *redis.Client
+	insp  *asynq.Inspector
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	r := testsupport.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr, DialTimeout: time.Second, ReadTimeout: time.Second})
+	cfg := config.App{Retention: time.Hour, MonitorURL: "http://monitor.test/", GrafanaURL: "http://grafana.test/"}
+	log := telemetry.NewLogger(t.Output(), "text", slog.LevelDebug)
+	app, err := web.NewAppWithRedis(cfg, rc, log, prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(app)
+	t.Cleanup(func() { srv.Close(); _ = app.Close() })
+	insp := asynq.NewInspectorFromRedisClient(r.Client(t))
+	return &fixture{srv: srv, redis: r, rc: rc, insp: insp}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("body is not JSON: %v\n%s", err, r.body)
+	}
+	return m
+}
+
+func (f *fixture) do(t *testing.T, method, path string, body io.Reader, headers ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return response{resp.StatusCode, resp.Header, b}
+}
+
+func (f *fixture) post(t *testing.T, body string, headers ...string) response {
+	t.Helper()
+	return f.do(t, http.MethodPost, "/api/v1/tasks", strings.NewReader(body), append([]string{"Content-Type", "application/json"}, headers...)...)
+}
+
+func (f *fixture) taskCount(t *testing.T) int {
+	t.Helper()
+	n := 0
+	qs, err := f.insp.Queues()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		qi, err := f.insp.GetQueueInfo(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += qi.Size
+	}
+	return n
+}
+
+func TestCreateTask(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	res := f.post(t, `{"type":"demo:echo","payload":{"arg":"hello","sleep":"0s"},"queue":"high","max_retry":1,"timeout":"30s"}`)
+	if res.status != http.StatusAccepted {
+		t.Fatalf("status %d: %s", res.status, res.body)
+	}
+	body := res.json(t)
+	id, _ := body["id"].(string)
+	want := "/api/v1/queues/high/tasks/" + id
+	if id == "" || body["queue"] != "high" || body["type"] != "demo:echo" || body["state"] != "pending" {
+		t.Errorf("unexpected body %s", res.body)
+	}
+	if res.header.Get("Location") != want || body["links"].(map[string]any)["self"] != want {
+		t.Errorf("Location %q / self link %v, want %q", res.header.Get("Location"), body["links"], want)
+	}
+	ti, err := f.insp.GetTaskInfo("high", id)
+	if err != nil {
+		t.Fatalf("task not in Redis: %v", err)
+	}
+	if ti.MaxRetry != 1 || ti.Timeout != 30*time.Second || ti.Type != tasks.TypeEcho {
+		t.Errorf("options not applied: %+v", ti)
+	}
+	if _, ok := tasks.EnqueuedAt(ti.Headers); !ok {
+		t.Error("enqueue time header missing")
+	}
+
+	get := f.do(t, http.MethodGet, want, nil)
+	if get.status != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", want, get.status, get.body)
+	}
+	task := get.json(t)
+	for _, k := range []string{"id", "queue", "type", "state", "payload", "result", "last_error", "retried", "max_retry", "enqueued_at", "completed_at", "next_process_at", "last_failed_at"} {
+		if _, ok := task[k]; !ok {
+			t.Errorf("task JSON lacks %q: %s", k, get.body)
+		}
+	}
+	if task["payload"].(map[string]any)["arg"] != "hello" {
+		t.Errorf("payload not returned: %s", get.body)
+	}
+}
+
+func TestCreateTaskScheduled(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	res := f.post(t, `{"type":"demo:echo","payload":{"arg":"later"},"process_in":"1h"}`)
+	if res.status != http.StatusAccepted {
+		t.Fatalf("status %d: %s", res.status, res.body)
+	}
+	body := res.json(t)
+	if body["state"] != "scheduled" || body["queue"] != "default" {
+		t.Errorf("want a scheduled task on the type's default queue, got %s", res.body)
+	}
+}
+
+func TestCreateTaskErrors(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	tests := []struct {
+		name   string
+		body   string
+		status int
+		field  string
+	}{
+		{"malformed JSON", `{"type":`, http.StatusBadRequest, ""},
+		{"not an object", `[1,2]`, http.StatusBadRequest, ""},
+		{"empty body", ``, http.StatusBadRequest, ""},
+		{"trailing data", `{"type":"demo:echo"} {}`, http.StatusBadRequest, ""},
+		{"unknown field", `{"type":"demo:echo","priority":"high"}`, http.StatusBadRequest, "priority"},
+		{"wrong type", `{"type":"demo:echo","max_retry":"three"}`, http.StatusBadRequest, "max_retry"},
+		{"missing type", `{"payload":{"arg":"a"}}`, http.StatusUnprocessableEntity, "type"},
+		{"unknown type", `{"type":"demo:nope"}`, http.StatusUnprocessableEntity, "type"},
+		{"unknown queue", `{"type":"demo:echo","queue":"urgent"}`, http.StatusUnprocessableEntity, "queue"},
+		{"bad sleep", `{"type":"demo:echo","payload":{"arg":"a","sleep":"forever"}}`, http.StatusUnprocessableEntity, "payload.sleep"},
+		{"sleep over bound", `{"type":"demo:echo","payload":{"arg":"a","sleep":"11m"}}`, http.StatusUnprocessableEntity, "payload.sleep"},
+		{"bad process_in", `{"type":"demo:echo","process_in":"later"}`, http.StatusUnprocessableEntity, "process_in"},
+		{"bad timeout", `{"type":"demo:echo","timeout":"2h"}`, http.StatusUnprocessableEntity, "timeout"},
+		{"bad max_retry", `{"type":"demo:echo","max_retry":-1}`, http.StatusUnprocessableEntity, "max_retry"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := f.post(t, tt.body)
+			if res.status != tt.status {
+				t.Fatalf("status %d, want %d: %s", res.status, tt.status, res.body)
+			}
+			if ct := res.header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			p := res.json(t)
+			if p["status"] != float64(tt.status) || p["title"] == "" {
+				t.Errorf("not a problem document: %s", res.body)
+			}
+			if tt.field != "" && !hasField(p, tt.field) {
+				t.Errorf("errors do not name %q: %s", tt.field, res.body)
+			}
+		})
+	}
+	if n := f.taskCount(t); n != 0 {
+		t.Errorf("%d tasks enqueued by rejected requests", n)
+	}
+}
+
+func hasField(p map[string]any, field string) bool {
+	errs, _ := p["errors"].([]any)
+	for _, e := range errs {
+		if m, ok := e.(map[string]any); ok && m["field"] == field && m["message"] != "" {
+			return true
+		}
+	}
+	return false
+}
+
+func TestBodyTooLarge(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	big := `{"type":"demo:echo","payload":{"arg":"` + strings.Repeat("x", web.MaxBodyBytes) + `"}}`
+	res := f.post(t, big)
+	if res.status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413: %.200s", res.status, res.body)
+	}
+	if res.header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("Content-Type %q", res.header.Get("Content-Type"))
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	body := `{"type":"demo:echo","payload":{"arg":"once","sleep":"0s"},"queue":"low"}`
+	first := f.post(t, body, "Idempotency-Key", "order-42")
+	if first.status != http.StatusAccepted {
+		t.Fatalf("first: %d %s", first.status, first.body)
+	}
+	// Same request, different formatting and key order: the same request.
+	again := f.post(t, `{ "queue":"low", "payload":{"sleep":"0s","arg":"once"}, "type":"demo:echo" }`, "Idempotency-Key", "order-42")
+	if again.status != http.StatusOK {
+		t.Fatalf("replay: %d %s", again.status, again.body)
+	}
+	if again.json(t)["id"] != first.json(t)["id"] || again.header.Get("Location") != first.header.Get("Location") {
+		t.Errorf("replay returned another task: %s vs %s", again.body, first.body)
+	}
+	if n := f.taskCount(t); n != 1 {
+		t.Errorf("%d tasks in Redis after the same key twice, want 1", n)
+	}
+	conflict := f.post(t, `{"type":"demo:echo","payload":{"arg":"other"},"queue":"low"}`, "Idempotency-Key", "order-42")
+	if conflict.status != http.StatusConflict {
+		t.Fatalf("different body: %d %s", conflict.status, conflict.body)
+	}
+	if n := f.taskCount(t); n != 1 {
+		t.Errorf("%d tasks in Redis after a conflicting key, want 1", n)
+	}
+	other := f.post(t, body, "Idempotency-Key", "order-43")
+	if other.status != http.StatusAccepted || f.taskCount(t) != 2 {
+		t.Errorf("another key should enqueue: %d, %d tasks", other.status, f.taskCount(t))
+	}
+}
+
+func TestIdempotencyConcurrent(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	body := `{"type":"demo:echo","payload":{"arg":"race","sleep":"0s"}}`
+	codes := make(chan int, 8)
+	for range 8 {
+		go func() {
+			req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/api/v1/tasks", strings.NewReader(body))
+			req.Header.Set("Idempotency-Key", "same")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	accepted := 0
+	for range 8 {
+		switch c := <-codes; c {
+		case http.StatusAccepted:
+			accepted++
+		case http.StatusOK:
+		default:
+			t.Errorf("unexpected status %d", c)
+		}
+	}
+	if accepted != 1 || f.taskCount(t) != 1 {
+		t.Errorf("accepted %d, tasks %d; want exactly one of each", accepted, f.taskCount(t))
+	}
+}
+
+func TestGetTaskNotFound(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for _, path := range []string{"/api/v1/queues/high/tasks/nope", "/api/v1/queues/urgent/tasks/nope", "/api/v1/nothing"} {
+		res := f.do(t, http.MethodGet, path, nil)
+		if res.status != http.StatusNotFound || res.header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("GET %s: %d %s %s", path, res.status, res.header.Get("Content-Type"), res.body)
+		}
+	}
+	f.post(t, `{"type":"demo:echo","queue":"high"}`) // the queue exists now
+	if res := f.do(t, http.MethodGet, "/api/v1/queues/high/tasks/nope", nil); res.status != http.StatusNotFound {
+		t.Errorf("unknown id in an existing queue: %d", res.status)
+	}
+}
+
+func TestListTasksAndQueues(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for _, q := range []string{"high", "high", "low"} {
+		if res := f.post(t, `{"type":"demo:echo","payload":{"arg":"x"},"queue":"`+q+`"}`); res.status != http.StatusAccepted {
+			t.Fatal(res.status)
+		}
+	}
+	res := f.do(t, http.MethodGet, "/api/v1/tasks?state=pending&queue=high&page=1&page_size=1", nil)
+	if res.status != http.StatusOK {
+		t.Fatalf("%d %s", res.status, res.body)
+	}
+	page := res.json(t)
+	if len(page["tasks"].([]any)) != 1 || page["total"] != float64(2) || page["links"].(map[string]any)["next"] == nil {
+		t.Errorf("page 1 of 2 expected: %s", res.body)
+	}
+	all := f.do(t, http.MethodGet, "/api/v1/tasks", nil).json(t)
+	if all["total"] != float64(3) || len(all["tasks"].([]any)) != 3 {
+		t.Errorf("all tasks: %v", all)
+	}
+	for _, bad := range []string{"state=done", "queue=urgent", "page=0", "page_size=1000", "page=x"} {
+		if r := f.do(t, http.MethodGet, "/api/v1/tasks?"+bad, nil); r.status != http.StatusUnprocessableEntity {
+			t.Errorf("?%s: %d, want 422", bad, r.status)
+		}
+	}
+	qs := f.do(t, http.MethodGet, "/api/v1/queues", nil)
+	var body struct {
+		Queues []map[string]any `json:"queues"`
+	}
+	if err := json.Unmarshal(qs.body, &body); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, q := range body.Queues {
+		got[q["queue"].(string)] = q["pending"].(float64)
+		for _, k := range []string{"size", "active", "scheduled", "retry", "archived", "completed", "processed_today", "failed_today", "latency_seconds", "paused"} {
+			if _, ok := q[k]; !ok {
+				t.Errorf("queue %v lacks %s", q["queue"], k)
+			}
+		}
+	}
+	if got["high"] != 2 || got["low"] != 1 || got["default"] != 0 {
+		t.Errorf("pending per queue = %v", got)
+	}
+	if fin := f.do(t, http.MethodGet, "/finished_tasks", nil); fin.status != http.StatusOK || !bytes.Contains(fin.body, []byte(`"finished_tasks":[]`)) {
+		t.Errorf("/finished_tasks with nothing done: %d %s", fin.status, fin.body)
+	}
+}
+
+func TestDeleteAndCancel(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	id := f.post(t, `{"type":"demo:echo","payload":{"arg":"x"},"queue":"low"}`).json(t)["id"].(string)
+	if res := f.do(t, http.MethodDelete, "/api/v1/queues/low/tasks/"+id, nil); res.status != http.StatusNoContent {
+		t.Fatalf("delete pending: %d %s", res.status, res.body)
+	}
+	if _, err := f.insp.GetTaskInfo("low", id); err == nil {
+		t.Error("task still in Redis after DELETE")
+	}
+	if res := f.do(t, http.MethodDelete, "/api/v1/queues/low/tasks/"+id, nil); res.status != http.StatusNotFound {
+		t.Errorf("second delete: %d", res.status)
+	}
+
+	// An active task is cancelled: its handler stops early.
+	w := worker.New(worker.Options{
+		Config:    config.Worker{Queues: map[string]int{"high": 1}, Concurrency: 2, ShutdownTimeout: 5 * time.Second, TaskCheckInterval: 10 * time.Millisecond},
+		Redis:     f.redis.Client(t),
+		Catalogue: tasks.NewCatalogue(),
+		Registry:  prometheus.NewRegistry(),
+	})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Shutdown)
+	id = f.post(t, `{"type":"demo:echo","payload":{"arg":"long","sleep":"5m"},"queue":"high","max_retry":0}`).json(t)["id"].(string)
+	testsupport.Eventually(t, 10*time.Second, "task active", func() bool {
+		ti, err := f.insp.GetTaskInfo("high", id)
+		return err == nil && ti.State == asynq.TaskStateActive
+	})
+	res := f.do(t, http.MethodDelete, "/api/v1/queues/high/tasks/"+id, nil)
+	if res.status != http.StatusAccepted || res.json(t)["cancel_requested"] != true {
+		t.Fatalf("cancel active: %d %s", res.status, res.body)
+	}
+	// asynq delivers cancellations over Redis pub/sub, which a just-started
+	// worker may not have subscribed to yet: cancelling again is harmless.
+	testsupport.Eventually(t, 15*time.Second, "cancelled task archived", func() bool {
+		ti, err := f.insp.GetTaskInfo("high", id)
+		if err == nil && ti.State == asynq.TaskStateActive {
+			f.do(t, http.MethodDelete, "/api/v1/queues/high/tasks/"+id, nil)
+			time.Sleep(200 * time.Millisecond)
+		}
+		return err == nil && ti.State == asynq.TaskStateArchived && strings.Contains(ti.LastErr, "cancel")
+	})
+}
+
+func TestHealthAndRedisDown(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	if res := f.do(t, http.MethodGet, "/healthz", nil); res.status != http.StatusOK {
+		t.Errorf("healthz %d", res.status)
+	}
+	if res := f.do(t, http.MethodGet, "/readyz", nil); res.status != http.StatusOK {
+		t.Errorf("readyz %d", res.status)
+	}
+	f.redis.Stop()
+	if res := f.do(t, http.MethodGet, "/healthz", nil); res.status != http.StatusOK {
+		t.Errorf("healthz must not depend on Redis: %d", res.status)
+	}
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodGet, "/readyz", ""},
+		{http.MethodPost, "/api/v1/tasks", `{"type":"demo:echo","payload":{"arg":"x"}}`},
+		{http.MethodGet, "/api/v1/queues", ""},
+		{http.MethodGet, "/api/v1/tasks", ""},
+		{http.MethodGet, "/api/v1/queues/high/tasks/x", ""},
+	} {
+		start := time.Now()
+		res := f.do(t, c.method, c.path, strings.NewReader(c.body))
+		if res.status != http.StatusServiceUnavailable || res.header.Get("Retry-After") == "" {
+			t.Errorf("%s %s with Redis down: %d Retry-After=%q %s", c.method, c.path, res.status, res.header.Get("Retry-After"), res.body)
+		}
+		if bytes.Contains(res.body, []byte("127.0.0.1")) || bytes.Contains(res.body, []byte("refused")) {
+			t.Errorf("internal error text leaked: %s", res.body)
+		}
+		t.Logf("%s %s answered in %s", c.method, c.path, time.Since(start).Round(time.Millisecond))
+	}
+	// Validation still answers 422 without Redis: the client's mistake is not an outage.
+	if res := f.post(t, `{"type":"demo:nope"}`); res.status != http.StatusUnprocessableEntity {
+		t.Errorf("invalid request with Redis down: %d", res.status)
+	}
+}
