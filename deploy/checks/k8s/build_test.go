@@ -69,6 +69,8 @@ const (
 	examples secretMode = iota
 	// realSecrets: the examples' keys with strong non-placeholder values.
 	realSecrets
+	// noSecrets: only the examples, as in a fresh clone.
+	noSecrets
 )
 
 // object is one rendered Kubernetes object.
@@ -126,9 +128,8 @@ func build(t *testing.T, v variant, mode secretMode) *rendered {
 
 // render copies deploy/k8s to a temporary directory (so that the secret
 // files the overlays need can be created without touching the working
-// tree, and a developer's real secrets are never read), writes the
-// composite kustomization for the variant, and builds it with krusty from
-// disk, as `kubectl apply -k` would.
+// tree, and a developer's real secrets are never read) and builds the
+// variant there.
 func render(srcRoot string, v variant, mode secretMode) (*rendered, error) {
 	tmp, err := os.MkdirTemp("", "taskstack-k8s-")
 	if err != nil {
@@ -139,9 +140,16 @@ func render(srcRoot string, v variant, mode secretMode) (*rendered, error) {
 	if err := stage(srcRoot, dst, mode); err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(dst, "overlays", v.env)
+	return buildDir(dst, v)
+}
+
+// buildDir writes the composite kustomization for the variant (if it has
+// components) and builds it with krusty from disk, as `kubectl apply -k`
+// would.
+func buildDir(k8sRoot string, v variant) (*rendered, error) {
+	dir := filepath.Join(k8sRoot, "overlays", v.env)
 	if len(v.components) > 0 {
-		dir = filepath.Join(dst, ".build", v.env)
+		dir = filepath.Join(k8sRoot, ".build", v.env)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
@@ -209,7 +217,7 @@ func stage(src, dst string, mode secretMode) error {
 		if err := os.WriteFile(target, data, 0o644); err != nil {
 			return err
 		}
-		if inSecrets {
+		if inSecrets && mode != noSecrets {
 			if mode == realSecrets {
 				data = strongSecrets(rel, data)
 			}
