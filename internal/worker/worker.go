@@ -83,11 +83,11 @@ func New(o Options) *Worker {
 	return w
 }
 
+// asynqLevel follows the logger's level, but never below info: asynq's debug
+// lines include one "All queues are empty" per poll (100 a second).
 func asynqLevel(l *slog.Logger) asynq.LogLevel {
 	ctx := context.Background()
 	switch {
-	case l.Enabled(ctx, slog.LevelDebug):
-		return asynq.DebugLevel
 	case l.Enabled(ctx, slog.LevelInfo):
 		return asynq.InfoLevel
 	case l.Enabled(ctx, slog.LevelWarn):
