@@ -18,6 +18,7 @@ import (
 	"taskstack/internal/config"
 	"taskstack/internal/monitor"
 	"taskstack/internal/tasks"
+	"taskstack/internal/telemetry"
 	"taskstack/internal/testsupport"
 )
 
@@ -63,7 +64,8 @@ func setupWith(t *testing.T, r *testsupport.Redis, cfg config.Monitor, o monitor
 	o.Config = cfg
 	o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
 	if o.Registry == nil {
-		o.Registry = prometheus.NewRegistry()
+		// What the binary uses: Go and process collectors included.
+		o.Registry = telemetry.NewRegistry(telemetry.Build{Version: "test"})
 	}
 	mon, err := monitor.New(o)
 	if err != nil {
