@@ -43,6 +43,12 @@ type bundle struct {
 // env adds to (or overrides) the default environment: dev, credentials set.
 func setup(t *testing.T, env map[string]string) *bundle {
 	t.Helper()
+	return setupOpts(t, env, monitor.Options{})
+}
+
+// setupOpts is setup with monitor options (the Prometheus timeout).
+func setupOpts(t *testing.T, env map[string]string, o monitor.Options) *bundle {
+	t.Helper()
 	r := testsupport.StartRedis(t)
 	vars := map[string]string{
 		"REDIS_URL":        r.URL,
@@ -56,7 +62,7 @@ func setup(t *testing.T, env map[string]string) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return setupWith(t, r, cfg, monitor.Options{})
+	return setupWith(t, r, cfg, o)
 }
 
 func setupWith(t *testing.T, r *testsupport.Redis, cfg config.Monitor, o monitor.Options) *bundle {
