@@ -186,7 +186,7 @@ func attr(s sdktrace.ReadOnlySpan, key string) string {
 	for _, kv := range s.Attributes() {
 		if string(kv.Key) == key {
 			if kv.Value.Type() == attribute.INT64 {
-				return kv.Value.Emit()
+				return kv.Value.String()
 			}
 			return kv.Value.AsString()
 		}
