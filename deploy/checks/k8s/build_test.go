@@ -157,6 +157,11 @@ func buildDir(k8sRoot string, v variant) (*rendered, error) {
 			return nil, err
 		}
 	}
+	return buildPath(dir, v)
+}
+
+// buildPath builds one kustomization directory.
+func buildPath(dir string, v variant) (*rendered, error) {
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
 	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
 	if err != nil {

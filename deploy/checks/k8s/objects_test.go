@@ -1,6 +1,7 @@
 package k8s
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -156,6 +157,16 @@ func TestNamespace(t *testing.T) {
 			for _, o := range r.objects {
 				if o.gvk.Kind != "Namespace" && o.namespace != ns.Name {
 					t.Errorf("%s is not in namespace %q", o, ns.Name)
+				}
+				var meta struct {
+					Metadata metav1.ObjectMeta `json:"metadata"`
+				}
+				if err := json.Unmarshal(o.json, &meta); err != nil {
+					t.Fatal(err)
+				}
+				// `kubectl get ... -l app.kubernetes.io/part-of=taskstack` lists everything.
+				if meta.Metadata.Labels["app.kubernetes.io/part-of"] != "taskstack" {
+					t.Errorf("%s lacks the label app.kubernetes.io/part-of=taskstack", o)
 				}
 			}
 		})
