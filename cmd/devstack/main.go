@@ -1,5 +1,5 @@
-// Command devstack runs the app and the worker in one process for
-// development. With no REDIS_URL it starts an embedded in-memory Redis
+// Command devstack runs the app, the worker and the monitor in one process
+// for development. With no REDIS_URL it starts an embedded in-memory Redis
 // (miniredis): nothing is kept, and it is not for production.
 package main
 
@@ -17,6 +17,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 
 	"taskstack/internal/config"
+	"taskstack/internal/monitor"
 	"taskstack/internal/process"
 	"taskstack/internal/redisconn"
 	"taskstack/internal/tasks"
@@ -79,6 +80,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 		_ = appLn.Close()
 		return err
 	}
+	monLn, err := process.Listen(cfg.Monitor.Addr)
+	if err != nil {
+		_ = appLn.Close()
+		_ = adminLn.Close()
+		return err
+	}
+	monURL := "http://" + displayAddr(monLn.Addr().String()) + cfg.Monitor.RootPath + "/"
+	if cfg.App.MonitorURL == "" {
+		cfg.App.MonitorURL = monURL // the page links to the dashboard
+	}
+	mon, err := monitor.New(monitor.Options{
+		Config: cfg.Monitor, Logger: log.With(slog.String("component", "monitor")), Registry: tel.Registry,
+	})
+	if err != nil {
+		return err
+	}
+	defer mon.Close()
 
 	app, err := web.NewApp(cfg.App, log.With(slog.String("component", "app")), tel.Registry, tel.Tracing.Provider)
 	if err != nil {
@@ -96,10 +114,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	})
 
 	log.Info("devstack running", slog.String("app", "http://"+displayAddr(appLn.Addr().String())),
-		slog.String("worker_admin", adminLn.Addr().String()))
+		slog.String("worker_admin", adminLn.Addr().String()), slog.String("monitor", monURL))
+	mon.LogStart(ctx, log.With(slog.String("component", "monitor")), "monitor listening", monLn.Addr().String())
 
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	wg.Go(func() {
@@ -108,6 +127,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, _ io.Wr
 	})
 	wg.Go(func() {
 		errs <- w.Run(ctx, adminLn)
+		cancel()
+	})
+	wg.Go(func() {
+		errs <- process.Serve(ctx, monLn, process.NewHTTPServer(mon, log), monitor.ShutdownTimeout)
 		cancel()
 	})
 	wg.Wait()
