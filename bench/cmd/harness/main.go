@@ -1,0 +1,364 @@
+// Command harness is taskstack's benchmark (`make bench`): it builds the
+// real app and worker and a raw-asynq baseline (bench/cmd/rawapp,
+// bench/cmd/rawworker) as static stripped binaries, starts its own
+// redis-server and a local OTLP sink, and measures both stacks in the same
+// run, interleaved, so that their ratios are meaningful on a shared, noisy
+// machine: HTTP enqueue with wrk, processing throughput of pre-enqueued
+// no-op tasks, enqueue→start latency at a steady rate with the idle polling
+// cost in Redis commands/s, peak RSS and binary sizes. Then it tries several
+// dequeue loops per worker process (WORKER_SERVERS) and a sweep of
+// WORKER_TASK_CHECK_INTERVAL. It prints a table with taskstack/raw ratios
+// and can rewrite the results block of docs/benchmarks.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"taskstack/internal/tasks"
+)
+
+type options struct {
+	runs, aofRuns  int
+	conns          int
+	httpDur        time.Duration
+	httpWarmup     time.Duration
+	tasks          int
+	concurrency    int
+	checkInterval  time.Duration
+	rate           int
+	latDur, idle   time.Duration
+	servers        []int
+	sweepIntervals []time.Duration
+	sweepDur       time.Duration
+	docs           string
+	command        string
+	keep           bool
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("harness", flag.ContinueOnError)
+	fs.IntVar(&o.runs, "runs", 3, "rounds with Redis without persistence (medians over them)")
+	fs.IntVar(&o.aofRuns, "aof-runs", 1, "rounds with Redis AOF everysec")
+	fs.IntVar(&o.conns, "conns", 32, "HTTP connections")
+	fs.DurationVar(&o.httpDur, "http", 20*time.Second, "HTTP load duration")
+	fs.DurationVar(&o.httpWarmup, "http-warmup", 2*time.Second, "HTTP warm-up before each load (not measured)")
+	fs.IntVar(&o.tasks, "tasks", 20000, "pre-enqueued tasks per processing measurement")
+	fs.IntVar(&o.concurrency, "concurrency", 20, "worker concurrency per dequeue loop (taskstack's default)")
+	fs.DurationVar(&o.checkInterval, "check-interval", 10*time.Millisecond, "TaskCheckInterval of both workers (taskstack's default)")
+	fs.IntVar(&o.rate, "rate", 500, "steady enqueue rate of the latency phase, tasks/s")
+	fs.DurationVar(&o.latDur, "latency", 10*time.Second, "latency phase duration")
+	fs.DurationVar(&o.idle, "idle", 5*time.Second, "how long idle Redis commands are counted")
+	servers := fs.String("servers", "2,4", "WORKER_SERVERS values to try besides 1 (empty: none)")
+	sweep := fs.String("sweep", "1ms,10ms,100ms,1s", "TaskCheckInterval values of the idle-cost/latency sweep (empty: none)")
+	fs.DurationVar(&o.sweepDur, "sweep-latency", 5*time.Second, "latency duration of each sweep point")
+	fs.StringVar(&o.docs, "docs", "", "rewrite the results block of this markdown file (docs/benchmarks.md)")
+	fs.StringVar(&o.command, "command", "", "command line to print in the report (default: this one)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (binaries, logs)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	for s := range strings.SplitSeq(*servers, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return o, fmt.Errorf("-servers: %q", s)
+		}
+		o.servers = append(o.servers, n)
+	}
+	for s := range strings.SplitSeq(*sweep, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return o, fmt.Errorf("-sweep: %w", err)
+		}
+		o.sweepIntervals = append(o.sweepIntervals, d)
+	}
+	if o.runs < 1 {
+		return o, fmt.Errorf("-runs must be at least 1")
+	}
+	if o.command == "" {
+		o.command = "go run ./bench/cmd/harness " + strings.Join(args, " ")
+	}
+	return o, nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		os.Exit(2)
+	}
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	for _, tool := range []string{"wrk", "redis-server"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Errorf("%s not found: run `make bench` as root (bench/bench.sh installs it) or apt-get install -y %s", tool, tool)
+		}
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "taskstack-bench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Println("work directory:", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	started := time.Now().UTC()
+	fmt.Println("building static stripped binaries (CGO_ENABLED=0 -trimpath -ldflags \"-s -w\")")
+	bins, sizes, err := build(ctx, root, dir)
+	if err != nil {
+		return err
+	}
+
+	sk, err := startSink()
+	if err != nil {
+		return err
+	}
+	defer sk.close()
+
+	// The harness enqueues like the app does: producer spans sampled at
+	// 10%, W3C trace context in the task headers.
+	starts := &producerStarts{}
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))),
+		sdktrace.WithSpanProcessor(starts))
+	defer tp.Shutdown(context.Background())
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+
+	res := newResults()
+	for k, v := range sizes {
+		res.add(k, v)
+	}
+	total := o.runs + o.aofRuns
+	for i := range total {
+		aof := i >= o.runs
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		fmt.Printf("round %d/%d (Redis %s)\n", i+1, total, map[bool]string{false: "no persistence", true: "AOF everysec"}[aof])
+		if err := round(ctx, o, bins, dir, sk, tp, starts, res, i, aof); err != nil {
+			return fmt.Errorf("round %d: %w", i+1, err)
+		}
+	}
+	var sweep []sweepPoint
+	if len(o.sweepIntervals) > 0 {
+		fmt.Println("sweep: TaskCheckInterval and WORKER_SERVERS vs idle cost and latency (taskstack, one run each)")
+		sweep, err = runSweep(ctx, o, bins, dir, sk, tp, starts)
+		if err != nil {
+			return fmt.Errorf("sweep: %w", err)
+		}
+	}
+	rep := report{o: o, res: res, sweep: sweep, started: started, elapsed: time.Since(started), machine: machineInfo()}
+	fmt.Println()
+	fmt.Print(rep.text())
+	if o.docs != "" {
+		if err := rep.writeDocs(filepath.Join(root, o.docs)); err != nil {
+			return err
+		}
+		fmt.Println("wrote", o.docs)
+	}
+	return nil
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", fmt.Errorf("run the harness from inside the taskstack module")
+	}
+	return filepath.Dir(mod), nil
+}
+
+func build(ctx context.Context, root, dir string) (map[string]string, map[string]float64, error) {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", dir+"/",
+		"./cmd/app", "./cmd/worker", "./bench/cmd/rawapp", "./bench/cmd/rawworker")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return nil, nil, fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	bins := map[string]string{}
+	sizes := map[string]float64{}
+	for name, key := range map[string]string{
+		"app": "taskstack/app_size", "worker": "taskstack/worker_size",
+		"rawapp": "raw/app_size", "rawworker": "raw/worker_size",
+	} {
+		p := filepath.Join(dir, name)
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, nil, err
+		}
+		bins[name] = p
+		sizes[key] = float64(fi.Size()) / (1 << 20)
+	}
+	return bins, sizes, nil
+}
+
+// newBench starts a fresh redis-server for one round.
+func newBench(ctx context.Context, o options, bins map[string]string, dir string, sk *sink, tp *sdktrace.TracerProvider, starts *producerStarts, name string, aof bool) (*bench, error) {
+	rdir := filepath.Join(dir, name)
+	if err := os.MkdirAll(rdir, 0o755); err != nil {
+		return nil, err
+	}
+	rs, err := startRedis(rdir, aof)
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{o: o, bins: bins, dir: rdir, redis: rs, sink: sk, starts: starts}
+	b.enq = tasks.NewEnqueuer(asynq.NewClientFromRedisClient(rs.client), tasks.NewCatalogue(), tp, 24*time.Hour)
+	b.raw = asynq.NewClient(asynq.RedisClientOpt{Addr: rs.addr, PoolSize: 64})
+	// The options taskstack's catalogue gives demo:echo, so both stacks
+	// store and keep the same tasks.
+	p, err := b.enq.Prepare(tasks.NewEchoTask("x", 0))
+	if err != nil {
+		return nil, err
+	}
+	b.rawOpts = []asynq.Option{asynq.Timeout(p.Timeout), asynq.MaxRetry(p.MaxRetry), asynq.Retention(24 * time.Hour)}
+	return b, nil
+}
+
+func (b *bench) close() {
+	_ = b.raw.Close()
+	b.redis.close()
+}
+
+func round(ctx context.Context, o options, bins map[string]string, dir string, sk *sink, tp *sdktrace.TracerProvider, starts *producerStarts, res *results, i int, aof bool) error {
+	b, err := newBench(ctx, o, bins, dir, sk, tp, starts, fmt.Sprintf("round%d", i+1), aof)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	prefix := ""
+	if aof {
+		prefix = "aof:"
+	}
+	// Alternate which stack goes first, so a drift in background load does
+	// not always favour the same one.
+	kinds := []string{kindTS, kindRaw}
+	if i%2 == 1 {
+		kinds = []string{kindRaw, kindTS}
+	}
+	for _, k := range kinds {
+		r, err := b.httpLoad(ctx, k)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  %-9s http      %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  app peak RSS %5.1f MiB\n", k, r.rps, r.p50, r.p99, r.rss)
+		res.add(prefix+k+"/http_rps", r.rps)
+		res.add(prefix+k+"/http_p50", r.p50)
+		res.add(prefix+k+"/http_p99", r.p99)
+		res.add(prefix+k+"/app_rss", r.rss)
+	}
+	for _, layout := range []struct {
+		key    string
+		queues []string
+	}{{"proc3", threeQueues}, {"proc1", oneQueue}} {
+		for _, k := range kinds {
+			tps, rss, err := b.processing(ctx, k, layout.queues, 1)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("  %-9s %-9s %8.0f tasks/s  worker peak RSS %5.1f MiB\n", k, layout.key, tps, rss)
+			res.add(prefix+k+"/"+layout.key, tps)
+			if layout.key == "proc3" {
+				res.add(prefix+k+"/worker_rss", rss)
+			}
+		}
+	}
+	for _, k := range kinds {
+		r, err := b.latency(ctx, k, 1, o.checkInterval, o.idle, o.latDur)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  %-9s latency   p50 %6.2f ms  p99 %6.2f ms (%d samples)  idle %6.0f Redis cmds/s\n", k, r.p50, r.p99, r.samples, r.idleCmds)
+		res.add(prefix+k+"/lat_p50", r.p50)
+		res.add(prefix+k+"/lat_p99", r.p99)
+		res.add(prefix+k+"/idle_cmds", r.idleCmds)
+	}
+	if aof {
+		return nil
+	}
+	for _, n := range o.servers {
+		for _, layout := range []struct {
+			key    string
+			queues []string
+		}{{"proc3", threeQueues}, {"proc1", oneQueue}} {
+			tps, rss, err := b.processing(ctx, kindTS, layout.queues, n)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("  %-9s %-9s %8.0f tasks/s  worker peak RSS %5.1f MiB  (WORKER_SERVERS=%d)\n", kindTS, layout.key, tps, rss, n)
+			res.add(fmt.Sprintf("%s/%s_s%d", kindTS, layout.key, n), tps)
+			if layout.key == "proc3" {
+				res.add(fmt.Sprintf("%s/worker_rss_s%d", kindTS, n), rss)
+			}
+		}
+	}
+	return nil
+}
+
+type sweepPoint struct {
+	interval time.Duration
+	servers  int
+	r        latencyResult
+}
+
+func runSweep(ctx context.Context, o options, bins map[string]string, dir string, sk *sink, tp *sdktrace.TracerProvider, starts *producerStarts) ([]sweepPoint, error) {
+	b, err := newBench(ctx, o, bins, dir, sk, tp, starts, "sweep", false)
+	if err != nil {
+		return nil, err
+	}
+	defer b.close()
+	var points []sweepPoint
+	for _, iv := range o.sweepIntervals {
+		points = append(points, sweepPoint{interval: iv, servers: 1})
+	}
+	for _, n := range o.servers {
+		points = append(points, sweepPoint{interval: o.checkInterval, servers: n})
+	}
+	for i := range points {
+		p := &points[i]
+		r, err := b.latency(ctx, kindTS, p.servers, p.interval, o.idle, o.sweepDur)
+		if err != nil {
+			return nil, err
+		}
+		p.r = r
+		fmt.Printf("  interval %-6s servers %d  idle %6.0f Redis cmds/s  p50 %7.2f ms  p99 %7.2f ms (%d samples)\n",
+			p.interval, p.servers, r.idleCmds, r.p50, r.p99, r.samples)
+	}
+	return points, nil
+}

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// results holds every round's value of each measurement, in round order.
+type results struct{ vals map[string][]float64 }
+
+func newResults() *results { return &results{vals: map[string][]float64{}} }
+
+func (r *results) add(key string, v float64) { r.vals[key] = append(r.vals[key], v) }
+
+type stat struct {
+	med, min, max float64
+	n             int
+}
+
+func summarize(v []float64) stat {
+	if len(v) == 0 {
+		return stat{}
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return stat{med: m, min: s[0], max: s[len(s)-1], n: len(s)}
+}
+
+func (r *results) stat(key string) stat { return summarize(r.vals[key]) }
+
+// ratio is the median over rounds of a/b measured in the same round.
+func (r *results) ratio(a, b string) stat {
+	va, vb := r.vals[a], r.vals[b]
+	var q []float64
+	for i := range min(len(va), len(vb)) {
+		if vb[i] != 0 {
+			q = append(q, va[i]/vb[i])
+		}
+	}
+	return summarize(q)
+}
+
+type metric struct {
+	key, label, unit string
+	prec             int
+}
+
+var metrics = []metric{
+	{"http_rps", "HTTP enqueue, 32 conns", "req/s", 0},
+	{"http_p50", "HTTP enqueue p50", "ms", 2},
+	{"http_p99", "HTTP enqueue p99", "ms", 2},
+	{"proc3", "processing, high:6,default:3,low:1", "tasks/s", 0},
+	{"proc1", "processing, one queue", "tasks/s", 0},
+	{"lat_p50", "enqueue→start p50 @ rate", "ms", 2},
+	{"lat_p99", "enqueue→start p99 @ rate", "ms", 2},
+	{"idle_cmds", "idle worker Redis load", "cmds/s", 0},
+	{"app_rss", "app peak RSS (HTTP load)", "MiB", 1},
+	{"worker_rss", "worker peak RSS (processing)", "MiB", 1},
+	{"app_size", "app binary (static, stripped)", "MiB", 1},
+	{"worker_size", "worker binary (static, stripped)", "MiB", 1},
+}
+
+func fmtStat(s stat, prec int) string {
+	if s.n == 0 {
+		return "–"
+	}
+	if s.n == 1 {
+		return fmt.Sprintf("%.*f", prec, s.med)
+	}
+	return fmt.Sprintf("%.*f (%.*f–%.*f)", prec, s.med, prec, s.min, prec, s.max)
+}
+
+type report struct {
+	o       options
+	res     *results
+	sweep   []sweepPoint
+	started time.Time
+	elapsed time.Duration
+	machine string
+}
+
+// table renders rows as markdown (md) or aligned text.
+func table(md bool, header []string, rows [][]string) string {
+	var b strings.Builder
+	if md {
+		b.WriteString("| " + strings.Join(header, " | ") + " |\n|")
+		for range header {
+			b.WriteString("---|")
+		}
+		b.WriteString("\n")
+		for _, r := range rows {
+			b.WriteString("| " + strings.Join(r, " | ") + " |\n")
+		}
+		return b.String()
+	}
+	w := make([]int, len(header))
+	for _, r := range append([][]string{header}, rows...) {
+		for i, c := range r {
+			w[i] = max(w[i], len([]rune(c)))
+		}
+	}
+	line := func(r []string) {
+		for i, c := range r {
+			b.WriteString(c + strings.Repeat(" ", w[i]-len([]rune(c))+2))
+		}
+		b.WriteString("\n")
+	}
+	line(header)
+	for _, r := range rows {
+		line(r)
+	}
+	return b.String()
+}
+
+func (rp report) mainRows(prefix string) [][]string {
+	var rows [][]string
+	for _, m := range metrics {
+		if prefix != "" && strings.HasSuffix(m.key, "_size") {
+			continue
+		}
+		label := strings.Replace(m.label, "@ rate", fmt.Sprintf("@ %d/s", rp.o.rate), 1)
+		ts := rp.res.stat(prefix + kindTS + "/" + m.key)
+		raw := rp.res.stat(prefix + kindRaw + "/" + m.key)
+		ratio := rp.res.ratio(prefix+kindTS+"/"+m.key, prefix+kindRaw+"/"+m.key)
+		rows = append(rows, []string{label + " (" + m.unit + ")", fmtStat(ts, m.prec), fmtStat(raw, m.prec), fmtStat(ratio, 2)})
+	}
+	return rows
+}
+
+func (rp report) serverRows() [][]string {
+	rows := [][]string{}
+	for _, n := range append([]int{1}, rp.o.servers...) {
+		suffix := ""
+		if n > 1 {
+			suffix = fmt.Sprintf("_s%d", n)
+		}
+		p3, p1 := kindTS+"/proc3"+suffix, kindTS+"/proc1"+suffix
+		rows = append(rows, []string{
+			fmt.Sprint(n),
+			fmtStat(rp.res.stat(p3), 0), fmtStat(rp.res.ratio(p3, kindRaw+"/proc3"), 2),
+			fmtStat(rp.res.stat(p1), 0), fmtStat(rp.res.ratio(p1, kindRaw+"/proc1"), 2),
+			fmtStat(rp.res.stat(kindTS+"/worker_rss"+suffix), 1),
+		})
+	}
+	return rows
+}
+
+var serverHeader = []string{"WORKER_SERVERS", "3 queues (tasks/s)", "× raw (1 loop)", "1 queue (tasks/s)", "× raw (1 loop)", "worker peak RSS (MiB)"}
+
+func (rp report) sweepRows() [][]string {
+	var rows [][]string
+	for _, p := range rp.sweep {
+		rows = append(rows, []string{p.interval.String(), fmt.Sprint(p.servers),
+			fmt.Sprintf("%.0f", p.r.idleCmds), fmt.Sprintf("%.2f", p.r.p50), fmt.Sprintf("%.2f", p.r.p99), fmt.Sprint(p.r.samples)})
+	}
+	return rows
+}
+
+var sweepHeader = []string{"TaskCheckInterval", "WORKER_SERVERS", "idle Redis cmds/s", "p50 (ms)", "p99 (ms)", "samples"}
+
+func (rp report) targets() [][]string {
+	r := rp.res
+	check := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**missed**"
+	}
+	proc3 := r.ratio(kindTS+"/proc3", kindRaw+"/proc3")
+	proc1 := r.ratio(kindTS+"/proc1", kindRaw+"/proc1")
+	rps, p99 := r.stat(kindTS+"/http_rps"), r.stat(kindTS+"/http_p99")
+	lat := r.stat(kindTS + "/lat_p99")
+	wrss, arss := r.stat(kindTS+"/worker_rss"), r.stat(kindTS+"/app_rss")
+	rows := [][]string{
+		{"processing ≥ 0.95× raw (3 queues)", fmt.Sprintf("%.2f×", proc3.med), check(proc3.med >= 0.95)},
+		{"processing ≥ 0.95× raw (1 queue)", fmt.Sprintf("%.2f×", proc1.med), check(proc1.med >= 0.95)},
+		{"HTTP enqueue ≥ 10,000 req/s", fmt.Sprintf("%.0f req/s (%.1f× the tutorial's 720)", rps.med, rps.med/720), check(rps.med >= 10000)},
+		{"HTTP enqueue p99 ≤ 15 ms", fmt.Sprintf("%.2f ms", p99.med), check(p99.med <= 15)},
+		{fmt.Sprintf("enqueue→start p99 ≤ 20 ms @ %d/s", rp.o.rate), fmt.Sprintf("%.2f ms", lat.med), check(lat.med <= 20)},
+		{"worker peak RSS ≤ 40 MB", fmt.Sprintf("%.1f MiB", wrss.med), check(wrss.med*1.048576 <= 40)},
+		{"app peak RSS ≤ 60 MB", fmt.Sprintf("%.1f MiB", arss.med), check(arss.med*1.048576 <= 60)},
+	}
+	best, bestN := r.stat(kindTS+"/proc3"), 1
+	for _, n := range rp.o.servers {
+		if s := r.stat(fmt.Sprintf("%s/proc3_s%d", kindTS, n)); s.med > best.med {
+			best, bestN = s, n
+		}
+	}
+	if len(rp.o.servers) > 0 {
+		raw := r.stat(kindRaw + "/proc3")
+		rows = append(rows, []string{"more per worker process than raw asynq", fmt.Sprintf("%.0f tasks/s with WORKER_SERVERS=%d (%.2f× raw)", best.med, bestN, best.med/raw.med), "see below"})
+	}
+	return rows
+}
+
+func (rp report) text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "taskstack vs raw asynq — median (min–max) of %d rounds, Redis without persistence; ratio = median of per-round taskstack/raw\n\n", rp.o.runs)
+	b.WriteString(table(false, []string{"measure", "taskstack", "raw asynq", "taskstack/raw"}, rp.mainRows("")))
+	if rp.o.aofRuns > 0 {
+		fmt.Fprintf(&b, "\nRedis with AOF everysec (%d round(s))\n\n", rp.o.aofRuns)
+		b.WriteString(table(false, []string{"measure", "taskstack", "raw asynq", "taskstack/raw"}, rp.mainRows("aof:")))
+	}
+	if len(rp.o.servers) > 0 {
+		b.WriteString("\nseveral dequeue loops in one worker process (taskstack)\n\n")
+		b.WriteString(table(false, serverHeader, rp.serverRows()))
+	}
+	if len(rp.sweep) > 0 {
+		fmt.Fprintf(&b, "\nidle cost vs latency (taskstack, %d/s for %s, one run)\n\n", rp.o.rate, rp.o.sweepDur)
+		b.WriteString(table(false, sweepHeader, rp.sweepRows()))
+	}
+	b.WriteString("\ntargets\n\n")
+	b.WriteString(table(false, []string{"target", "measured", ""}, rp.targets()))
+	fmt.Fprintf(&b, "\n%s; took %s\n", rp.machine, rp.elapsed.Round(time.Second))
+	return b.String()
+}
+
+const (
+	docsBegin = "<!-- bench:results:begin (generated by `make bench`; edit outside this block) -->"
+	docsEnd   = "<!-- bench:results:end -->"
+)
+
+func (rp report) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Run %s, %s, took %s.\n\n", rp.started.Format("2006-01-02 15:04 MST"), rp.machine, rp.elapsed.Round(time.Second))
+	fmt.Fprintf(&b, "Command: `%s`\n\n", rp.o.command)
+	fmt.Fprintf(&b, "Settings: HTTP %d connections for %s (after %s warm-up); %d pre-enqueued tasks per processing run; "+
+		"latency at %d tasks/s for %s; idle cost over %s; concurrency %d and TaskCheckInterval %s in both workers.\n\n",
+		rp.o.conns, rp.o.httpDur, rp.o.httpWarmup, rp.o.tasks, rp.o.rate, rp.o.latDur, rp.o.idle, rp.o.concurrency, rp.o.checkInterval)
+	fmt.Fprintf(&b, "### taskstack vs raw asynq, Redis without persistence\n\nMedian (min–max) of %d rounds; the ratio is the median of the per-round taskstack/raw ratios.\n\n", rp.o.runs)
+	b.WriteString(table(true, []string{"measure", "taskstack", "raw asynq", "taskstack/raw"}, rp.mainRows("")))
+	if rp.o.aofRuns > 0 {
+		fmt.Fprintf(&b, "\n### Redis with AOF everysec\n\n%d round(s).\n\n", rp.o.aofRuns)
+		b.WriteString(table(true, []string{"measure", "taskstack", "raw asynq", "taskstack/raw"}, rp.mainRows("aof:")))
+	}
+	if len(rp.o.servers) > 0 {
+		fmt.Fprintf(&b, "\n### Several dequeue loops per worker process (`WORKER_SERVERS`)\n\ntaskstack's worker, %d rounds, compared with raw asynq's single loop in the same rounds.\n\n", rp.o.runs)
+		b.WriteString(table(true, serverHeader, rp.serverRows()))
+	}
+	if len(rp.sweep) > 0 {
+		fmt.Fprintf(&b, "\n### Idle cost vs latency\n\ntaskstack's worker on three queues, idle Redis commands/s over %s, then enqueue→start at %d tasks/s for %s; one run per row.\n\n", rp.o.idle, rp.o.rate, rp.o.sweepDur)
+		b.WriteString(table(true, sweepHeader, rp.sweepRows()))
+	}
+	b.WriteString("\n### Targets\n\n")
+	b.WriteString(table(true, []string{"target", "measured", ""}, rp.targets()))
+	return b.String()
+}
+
+// writeDocs replaces the generated block of path, creating the file (with
+// just the block) when it does not exist.
+func (rp report) writeDocs(path string) error {
+	block := docsBegin + "\n\n" + rp.markdown() + "\n" + docsEnd
+	old, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return os.WriteFile(path, []byte("# Benchmarks\n\n"+block+"\n"), 0o644)
+	case err != nil:
+		return err
+	}
+	s := string(old)
+	i, j := strings.Index(s, docsBegin), strings.Index(s, docsEnd)
+	if i < 0 || j < i {
+		s = strings.TrimRight(s, "\n") + "\n\n" + block + "\n"
+	} else {
+		s = s[:i] + block + s[j+len(docsEnd):]
+	}
+	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+func machineInfo() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				cpu = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	redisV, _ := exec.Command("redis-server", "--version").Output()
+	rv := strings.Fields(string(redisV))
+	ver := "redis ?"
+	for _, f := range rv {
+		if v, ok := strings.CutPrefix(f, "v="); ok {
+			ver = "Redis " + v
+		}
+	}
+	mem := ""
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int64
+		fmt.Sscanf(strings.SplitN(string(b), "\n", 2)[0], "MemTotal: %d kB", &kb)
+		mem = fmt.Sprintf(", %.0f GiB RAM", float64(kb)/(1<<20))
+	}
+	return fmt.Sprintf("%d × %s%s, Linux %s, %s, %s, wrk -t2",
+		runtime.NumCPU(), cpu, mem, strings.TrimSpace(string(kernel)), runtime.Version(), ver)
+}
