@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +31,12 @@ func newPageRenderer() (*pageRenderer, error) {
 	t, err := template.New("").Funcs(template.FuncMap{
 		"ago":   ago,
 		"stamp": stamp,
+		"iso": func(t *time.Time) string {
+			if t == nil {
+				return ""
+			}
+			return t.UTC().Format(time.RFC3339)
+		},
 		"deref": func(s *string) string {
 			if s == nil {
 				return ""
@@ -62,11 +70,17 @@ func ago(t *time.Time) string {
 	if t == nil {
 		return ""
 	}
-	d := time.Since(*t).Round(time.Second)
-	if d < time.Second {
+	// The same wording as app.js, which takes over once the page is live.
+	s := int(time.Since(*t).Round(time.Second) / time.Second)
+	switch {
+	case s < 1:
 		return "just now"
+	case s < 60:
+		return fmt.Sprintf("%ds ago", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%ds ago", s/60, s%60)
 	}
-	return d.String() + " ago"
+	return fmt.Sprintf("%dh%dm ago", s/3600, s%3600/60)
 }
 
 func stamp(t *time.Time) string {
@@ -126,16 +140,34 @@ type formValues struct {
 }
 
 type indexData struct {
-	Links     navLinks
-	Form      formValues
-	Errors    map[string]string
-	Submitted string
-	Filter    listQuery
-	Page      taskPage
-	Queues    []queueJSON
-	Prev      string
-	Next      string
+	Title  string
+	Links  navLinks
+	Form   formValues
+	Errors map[string]string
+	// ErrorList is Errors in the order of the form's fields, for the
+	// summary above the form; FirstError is the field that gets focus.
+	ErrorList  []fieldMessage
+	FirstError string
+	// Submitted is the ID (and queue) of the task the no-JavaScript form
+	// just enqueued, from the POST/redirect/GET.
+	Submitted      string
+	SubmittedQueue string
+	Filter         listQuery
+	Filtered       bool
+	Page           taskPage
+	Queues         []queueJSON
+	Self           string
+	Prev           string
+	Next           string
 }
+
+type fieldMessage struct {
+	Field   string
+	Message string
+}
+
+// formOrder is the order of the form's controls; "type" is the form itself.
+var formOrder = []string{"arg", "sleep", "queue", "type"}
 
 func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 	return s.renderIndex(w, r, http.StatusOK, formValues{Sleep: "10s", Queue: tasks.QueueDefault}, nil)
@@ -155,8 +187,37 @@ func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int,
 		return err
 	}
 	data := indexData{
-		Links: s.navLinks(), Form: form, Errors: errs, Submitted: r.URL.Query().Get("submitted"),
-		Filter: q, Page: page, Queues: qs,
+		Title: "Tasks", Links: s.navLinks(), Form: form, Errors: errs,
+		Filter: q, Filtered: r.URL.Query().Get("state") != "" || r.URL.Query().Get("queue") != "",
+		Page: page, Queues: qs, Self: r.URL.RequestURI(),
+	}
+	if id := r.URL.Query().Get("submitted"); id != "" {
+		// The redirect carries only the ID; the task is almost always on the
+		// first page, which gives its queue for the link.
+		data.Submitted = id
+		for _, t := range page.Tasks {
+			if t.ID == id {
+				data.SubmittedQueue = t.Queue
+			}
+		}
+	}
+	if len(errs) > 0 {
+		data.Title = "Error: task not submitted"
+		for _, f := range formOrder {
+			if msg, ok := errs[f]; ok && f != "type" {
+				data.ErrorList = append(data.ErrorList, fieldMessage{Field: f, Message: msg})
+			}
+		}
+		if len(data.ErrorList) > 0 {
+			data.FirstError = data.ErrorList[0].Field
+		}
+		// Errors not about one control (unknown type, a malformed payload)
+		// point at the form as a whole.
+		for _, f := range slices.Sorted(maps.Keys(errs)) {
+			if f == "type" || !slices.Contains(formOrder, f) {
+				data.ErrorList = append(data.ErrorList, fieldMessage{Field: "task-form", Message: errs[f]})
+			}
+		}
 	}
 	pageLink := func(p int) string {
 		v := r.URL.Query()

@@ -1,86 +1,45 @@
 // taskstack page: submit without a reload and keep the task list live.
-// Without JavaScript the form posts to /tasks and the page still works.
+//
+// Without JavaScript everything still works: the form posts to /tasks
+// (POST/redirect/GET) and the lists are plain server-rendered HTML. This
+// script only takes over when it runs.
+//
+// Accessibility rules it keeps:
+//   - the task table is updated in place, row by row and cell by cell, so a
+//     focused link keeps its focus and screen readers are not re-read the
+//     table every second; the table is not a live region;
+//   - the one live region on the index page is #submit-status: it speaks
+//     when a task is submitted, refused, or when a task submitted from this
+//     page finishes; on the detail page the state badge is the live region.
 "use strict";
 
 (function () {
-  const form = document.getElementById("task-form");
-  const rows = document.getElementById("task-rows");
-  const table = document.getElementById("tasks");
-  const status = document.getElementById("submit-status");
-  if (!form || !rows) return;
+  const POLL_MS = 1000;
+  const FINAL = new Set(["completed", "archived"]);
 
-  const fields = ["arg", "sleep", "queue"];
+  // ---- small helpers ----------------------------------------------------
 
-  function clearErrors() {
-    for (const f of fields.concat(["form"])) {
-      const el = document.getElementById(f + "-error");
-      if (el) el.textContent = "";
-      const input = document.getElementById(f);
-      if (input) input.removeAttribute("aria-invalid");
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "class") e.className = v;
+      else if (k === "text") e.textContent = v;
+      else e.setAttribute(k, v);
     }
+    for (const c of children) if (c !== null && c !== undefined) e.append(c);
+    return e;
   }
 
-  const friendly = {
-    "payload.sleep": (m) => "Sleep " + m + ".",
-    "payload.arg": (m) => "Argument " + m + ".",
-    queue: () => "Choose one of the priorities high, default or low.",
-  };
-
-  function showErrors(problem) {
-    let first = null;
-    for (const e of problem.errors || []) {
-      const name = e.field.replace(/^payload\./, "");
-      const el = document.getElementById((fields.includes(name) ? name : "form") + "-error");
-      const text = (friendly[e.field] || ((m) => m))(e.message);
-      if (el) el.textContent = text;
-      const input = document.getElementById(name);
-      if (input) {
-        input.setAttribute("aria-invalid", "true");
-        if (!first) first = input;
-      }
-    }
-    if (!problem.errors || problem.errors.length === 0) {
-      document.getElementById("form-error").textContent = problem.detail || "The task could not be submitted.";
-    }
-    if (first) first.focus();
+  function taskURL(t) {
+    return "/tasks/" + encodeURIComponent(t.queue) + "/" + encodeURIComponent(t.id);
   }
 
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    clearErrors();
-    status.textContent = "Submitting…";
-    const body = {
-      type: "demo:echo",
-      payload: { arg: form.arg.value, sleep: form.sleep.value.trim() },
-      queue: form.queue.value,
-    };
-    try {
-      const res = await fetch("/api/v1/tasks", {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify(body),
-      });
-      const data = await res.json();
-      if (!res.ok) {
-        status.textContent = "";
-        showErrors(data);
-        return;
-      }
-      status.textContent = "Task " + data.id + " submitted.";
-      refresh();
-    } catch (e) {
-      status.textContent = "";
-      document.getElementById("form-error").textContent = "The server could not be reached. Try again.";
-    }
-  });
-
-  function cell(text, cls) {
-    const td = document.createElement("td");
-    if (cls) td.className = cls;
-    if (text !== undefined) td.textContent = text;
-    return td;
+  function apiTaskURL(queue, id) {
+    return "/api/v1/queues/" + encodeURIComponent(queue) + "/tasks/" + encodeURIComponent(id);
   }
 
+  // The same wording as page.go's ago.
   function ago(iso) {
     if (!iso) return "";
     const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
@@ -90,82 +49,390 @@
     return Math.floor(s / 3600) + "h" + Math.floor((s % 3600) / 60) + "m ago";
   }
 
-  function render(page) {
-    const out = document.createDocumentFragment();
-    if (page.tasks.length === 0) {
-      const tr = document.createElement("tr");
-      tr.className = "empty";
-      const td = cell("No tasks yet. Submit one above.");
-      td.colSpan = 5;
-      tr.appendChild(td);
-      out.appendChild(tr);
+  // The same format as page.go's stamp.
+  function stamp(iso) {
+    if (!iso) return "—";
+    return new Date(iso).toISOString().slice(0, 19).replace("T", " ") + " UTC";
+  }
+
+  async function getJSON(url) {
+    const res = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+    if (!res.ok) {
+      const err = new Error("HTTP " + res.status);
+      err.status = res.status;
+      throw err;
     }
-    for (const t of page.tasks) {
-      const tr = document.createElement("tr");
-      tr.dataset.id = t.id;
-      tr.dataset.state = t.state;
-      const first = cell();
-      const a = document.createElement("a");
-      a.href = "/tasks/" + encodeURIComponent(t.queue) + "/" + encodeURIComponent(t.id);
-      a.textContent = t.id;
-      const small = document.createElement("small");
-      small.textContent = t.type;
-      first.append(a, document.createElement("br"), small);
-      tr.appendChild(first);
-      tr.appendChild(cell(t.queue));
-      const st = cell();
-      const span = document.createElement("span");
-      span.className = "state state-" + t.state;
-      span.textContent = t.state;
-      st.appendChild(span);
-      tr.appendChild(st);
-      const res = cell(undefined, "result");
-      if (t.result !== null && t.result !== undefined) {
-        res.textContent = t.result;
-      } else if (t.last_error) {
-        const e = document.createElement("span");
-        e.className = "err";
-        e.textContent = t.last_error;
-        res.appendChild(e);
+    return res.json();
+  }
+
+  // The "Live" note next to a list: not a live region, it is only a hint
+  // for sighted users that the list updates by itself.
+  function liveNote() {
+    const live = document.getElementById("live");
+    if (live) live.hidden = false;
+    return function (ok) {
+      if (!live) return;
+      live.classList.toggle("offline", !ok);
+      live.textContent = ok ? "Live" : "Server not answering, retrying…";
+    };
+  }
+
+  // Poll calls fn every ms milliseconds while the tab is visible, never two
+  // at once; now() runs it at once (after any call in flight).
+  function poller(fn, ms) {
+    let busy = false;
+    let again = false;
+    let timer = null;
+    async function tick() {
+      clearTimeout(timer);
+      if (busy) {
+        again = true;
+        return;
       }
-      tr.appendChild(res);
-      tr.appendChild(cell(ago(t.enqueued_at)));
-      out.appendChild(tr);
+      if (document.hidden) return;
+      busy = true;
+      let next = ms;
+      try {
+        const r = await fn();
+        if (typeof r === "number") next = r;
+      } catch (e) {
+        // fn reports its own failures; keep polling.
+      } finally {
+        busy = false;
+      }
+      if (next > 0) timer = setTimeout(tick, again ? 0 : next);
+      again = false;
     }
-    rows.replaceChildren(out);
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) tick();
+    });
+    timer = setTimeout(tick, ms);
+    return { now: tick };
   }
 
-  function renderQueues(data) {
-    for (const q of data.queues) {
-      const tr = document.querySelector('#queues tr[data-queue="' + q.queue + '"]');
-      if (!tr) continue;
-      const v = [q.pending, q.active, q.scheduled, q.retry, q.archived, q.completed, q.latency_seconds.toFixed(1) + "s"];
-      const tds = tr.querySelectorAll("td");
-      v.forEach((x, i) => { if (tds[i]) tds[i].textContent = String(x); });
-    }
-  }
+  // ---- index page -------------------------------------------------------
 
-  let busy = false;
-  async function refresh() {
-    if (busy || document.hidden) return;
-    busy = true;
-    try {
+  function indexPage() {
+    const form = document.getElementById("task-form");
+    const rows = document.getElementById("task-rows");
+    const table = document.getElementById("tasks");
+    const status = document.getElementById("submit-status");
+    const button = document.getElementById("submit");
+    const heading = document.getElementById("tasks-title");
+    const fields = ["arg", "sleep", "queue"];
+    const setLive = liveNote();
+    // Tasks submitted from this page, by id: their queue and last state,
+    // so their end can be announced once.
+    const mine = new Map();
+
+    function say(text, bad, link) {
+      status.classList.toggle("bad", !!bad);
+      status.replaceChildren(text);
+      if (link) status.append(" ", link);
+    }
+
+    function clearErrors() {
+      for (const f of fields.concat(["form"])) {
+        const e = document.getElementById(f + "-error");
+        if (e) e.textContent = "";
+        const input = document.getElementById(f);
+        if (input) input.removeAttribute("aria-invalid");
+      }
+      const summary = document.getElementById("error-summary");
+      if (summary) summary.remove();
+    }
+
+    // Friendly wording for API field errors: the same as page.go's humanMessage.
+    const friendly = {
+      "payload.sleep": (m) => "Sleep " + m + ".",
+      "payload.arg": (m) => "Argument " + m + ".",
+      queue: () => "Choose one of the priorities high, default or low.",
+    };
+
+    function showErrors(problem) {
+      let first = null;
+      const formErrors = [];
+      for (const e of problem.errors || []) {
+        const name = e.field.replace(/^payload\./, "");
+        const text = (friendly[e.field] || ((m) => m))(e.message);
+        const input = fields.includes(name) ? document.getElementById(name) : null;
+        if (!input) {
+          formErrors.push(text);
+          continue;
+        }
+        document.getElementById(name + "-error").textContent = text;
+        input.setAttribute("aria-invalid", "true");
+        if (!first) first = input;
+      }
+      if (formErrors.length === 0 && !first) {
+        formErrors.push(problem.detail || "The task could not be submitted.");
+      }
+      document.getElementById("form-error").textContent = formErrors.join(" ");
+      say(first ? "The task was not submitted. Check the message next to the field." : "The task was not submitted: " + formErrors.join(" "), true);
+      // The field's aria-describedby reads its message when it gets focus.
+      if (first) first.focus();
+    }
+
+    let submitting = false;
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (submitting) return;
+      submitting = true;
+      button.setAttribute("aria-disabled", "true");
+      clearErrors();
+      say("Submitting…");
+      const body = {
+        type: "demo:echo",
+        payload: { arg: form.elements.arg.value, sleep: form.elements.sleep.value.trim() },
+        queue: form.elements.queue.value,
+      };
+      try {
+        const res = await fetch("/api/v1/tasks", {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Accept: "application/json" },
+          body: JSON.stringify(body),
+        });
+        let data = {};
+        try {
+          data = await res.json();
+        } catch (e) {
+          // A proxy's HTML error page: fall through with an empty problem.
+        }
+        if (!res.ok) {
+          if (res.status >= 500 || res.status === 429) {
+            say("The task was not submitted: the server is busy or unavailable. Try again in a moment.", true);
+          } else {
+            showErrors(data);
+          }
+          return;
+        }
+        mine.set(data.id, { queue: data.queue, state: data.state });
+        say("Task submitted:", false, el("a", { href: taskURL(data), text: data.id }));
+        list.now();
+      } catch (e) {
+        say("The task was not submitted: the server could not be reached. Try again.", true);
+      } finally {
+        submitting = false;
+        button.removeAttribute("aria-disabled");
+      }
+    });
+
+    // A row's cells, each with a key: a cell is only rebuilt when its key
+    // changes, so nothing focusable inside it is replaced needlessly.
+    function cells(t) {
+      const retried = t.retried ? " retried " + t.retried + "×" : "";
+      const result = t.result !== null && t.result !== undefined ? "r:" + t.result : t.last_error ? "e:" + t.last_error : "";
+      return [
+        {
+          label: "Task", key: t.id + "|" + t.type,
+          build: () => [el("div", {}, el("a", { href: taskURL(t), text: t.id }), el("small", { text: t.type }))],
+        },
+        { label: "Queue", key: t.queue, build: () => [t.queue] },
+        {
+          label: "State", key: t.state + retried,
+          build: () => [el("div", {}, el("span", { class: "state state-" + t.state, text: t.state }), retried ? " " : null, retried ? el("small", { text: retried.trim() }) : null)],
+        },
+        {
+          label: "Result", cls: "result", key: result,
+          build: () => (t.result !== null && t.result !== undefined) ? [el("samp", { text: t.result })] : t.last_error ? [el("span", { class: "err", text: t.last_error })] : [],
+        },
+        {
+          label: "Submitted", key: t.enqueued_at ? ago(t.enqueued_at) : "",
+          build: () => t.enqueued_at ? [el("time", { datetime: t.enqueued_at, title: stamp(t.enqueued_at), text: ago(t.enqueued_at) })] : [],
+        },
+      ];
+    }
+
+    function updateRow(tr, t) {
+      tr.dataset.state = t.state;
+      tr.classList.toggle("mine", mine.has(t.id) || tr.classList.contains("mine"));
+      const spec = cells(t);
+      spec.forEach((c, i) => {
+        let td = tr.children[i];
+        if (!td) {
+          td = el("td", { "data-label": c.label, class: c.cls });
+          tr.append(td);
+        }
+        if (td.dataset.key !== c.key) {
+          td.dataset.key = c.key;
+          td.replaceChildren(...c.build());
+        }
+      });
+    }
+
+    function rowFor(t) {
+      const tr = el("tr", { "data-id": t.id, "data-queue": t.queue });
+      updateRow(tr, t);
+      return tr;
+    }
+
+    function emptyRow() {
+      const p = new URLSearchParams(window.location.search);
+      const filtered = p.get("state") || p.get("queue");
+      const td = el("td", { colspan: "5", text: filtered ? "No tasks match this filter." : "No tasks yet. Submit one above." });
+      return el("tr", { class: "empty" }, td);
+    }
+
+    function render(page) {
+      const active = document.activeElement;
+      const hadFocus = rows.contains(active) ? active : null;
+
+      const existing = new Map();
+      for (const tr of rows.querySelectorAll("tr[data-id]")) existing.set(tr.dataset.id, tr);
+      const want = page.tasks.map((t) => {
+        const tr = existing.get(t.id);
+        existing.delete(t.id);
+        if (tr) {
+          // Seed the key of server-rendered cells so they are not rebuilt.
+          updateRow(tr, t);
+          return tr;
+        }
+        return rowFor(t);
+      });
+      for (const tr of existing.values()) tr.remove();
+      const empty = rows.querySelector("tr.empty");
+      if (want.length === 0) {
+        if (!empty) rows.append(emptyRow());
+      } else if (empty) {
+        empty.remove();
+      }
+      // Put rows in order, moving as few as possible (new tasks go on top).
+      let cursor = rows.firstElementChild;
+      for (const tr of want) {
+        if (tr === cursor) {
+          cursor = cursor.nextElementSibling;
+          continue;
+        }
+        rows.insertBefore(tr, cursor);
+      }
+
+      if (hadFocus && document.activeElement !== hadFocus) {
+        // The focused row moved or left this page: keep the keyboard user
+        // where they were, or at the list's heading.
+        if (rows.contains(hadFocus)) hadFocus.focus();
+        else heading.focus();
+      }
+      renderPager(page);
+    }
+
+    function renderPager(page) {
+      const summary = document.getElementById("pager-summary");
+      if (summary) summary.textContent = "Page " + page.page + " · " + page.total + (page.total === 1 ? " task" : " tasks");
+      const link = (p) => {
+        const v = new URLSearchParams(window.location.search);
+        v.delete("submitted");
+        v.set("page", String(p));
+        return "/?" + v.toString();
+      };
+      const prev = document.getElementById("prev");
+      const next = document.getElementById("next");
+      if (prev) {
+        prev.hidden = page.page <= 1;
+        if (!prev.hidden) prev.href = link(page.page - 1);
+      }
+      if (next) {
+        next.hidden = !(page.page * page.page_size < page.total && page.page < 100);
+        if (!next.hidden) next.href = link(page.page + 1);
+      }
+    }
+
+    function renderQueues(data) {
+      for (const q of data.queues) {
+        const tr = document.querySelector('#queues tr[data-queue="' + CSS.escape(q.queue) + '"]');
+        if (!tr) continue;
+        const v = [q.pending, q.active, q.scheduled, q.retry, q.archived, q.completed, q.latency_seconds.toFixed(1) + "s"];
+        const tds = tr.querySelectorAll("td");
+        v.forEach((x, i) => {
+          if (tds[i] && tds[i].textContent !== String(x)) tds[i].textContent = String(x);
+        });
+      }
+    }
+
+    // Announce, once, the end of each task submitted from this page.
+    async function announce(page) {
+      const byID = new Map(page.tasks.map((t) => [t.id, t]));
+      for (const [id, m] of mine) {
+        if (FINAL.has(m.state) || m.state === "retry") continue;
+        let t = byID.get(id);
+        if (!t) {
+          try {
+            t = await getJSON(apiTaskURL(m.queue, id));
+          } catch (e) {
+            continue;
+          }
+        }
+        if (t.state === m.state) continue;
+        m.state = t.state;
+        const link = el("a", { href: taskURL(t), text: id });
+        if (t.state === "completed") say("Task completed: " + (t.result || "(no result)") + " —", false, link);
+        else if (t.state === "archived") say("Task failed: " + (t.last_error || "no error recorded") + " —", true, link);
+        else if (t.state === "retry") say("Task failed and will be retried: " + (t.last_error || "") + " —", true, link);
+      }
+    }
+
+    const list = poller(async () => {
       const params = new URLSearchParams(window.location.search);
       params.delete("submitted");
       params.set("page", table.dataset.page || "1");
       params.set("page_size", table.dataset.pageSize || "20");
-      const [tasksRes, queuesRes] = await Promise.all([
-        fetch("/api/v1/tasks?" + params.toString(), { headers: { Accept: "application/json" } }),
-        fetch("/api/v1/queues", { headers: { Accept: "application/json" } }),
-      ]);
-      if (tasksRes.ok) render(await tasksRes.json());
-      if (queuesRes.ok) renderQueues(await queuesRes.json());
-    } catch (e) {
-      // Keep the last rendering; the next tick tries again.
-    } finally {
-      busy = false;
-    }
+      try {
+        const [page, queues] = await Promise.all([getJSON("/api/v1/tasks?" + params.toString()), getJSON("/api/v1/queues")]);
+        render(page);
+        renderQueues(queues);
+        await announce(page);
+        setLive(true);
+      } catch (e) {
+        // Keep the last rendering; the next tick tries again.
+        setLive(false);
+      }
+    }, POLL_MS);
   }
 
-  setInterval(refresh, 1000);
+  // ---- detail page ------------------------------------------------------
+
+  function detailPage(card) {
+    const setLive = liveNote();
+    const set = (id, text, build) => {
+      const e = document.getElementById("detail-" + id);
+      if (!e || e.dataset.key === text) return;
+      e.dataset.key = text;
+      e.replaceChildren(...(build ? build() : [text]));
+    };
+    poller(async () => {
+      let t;
+      try {
+        t = await getJSON(card.dataset.src);
+      } catch (e) {
+        if (e.status === 404) {
+          setLive(false);
+          document.getElementById("live").textContent = "This task no longer exists (it was deleted or its retention ended).";
+          return 0;
+        }
+        setLive(false);
+        return POLL_MS;
+      }
+      setLive(true);
+      const state = document.getElementById("detail-state");
+      if (state.textContent !== t.state) {
+        state.className = "state state-" + t.state;
+        state.textContent = t.state;
+      }
+      card.dataset.state = t.state;
+      const hasResult = t.result !== null && t.result !== undefined;
+      set("result", hasResult ? "r:" + t.result : "", () => (hasResult ? [el("samp", { text: t.result })] : ["—"]));
+      set("error", t.last_error || "—");
+      document.getElementById("detail-error").classList.toggle("err", !!t.last_error);
+      set("retried", t.retried + " of " + t.max_retry);
+      for (const k of ["enqueued_at", "next_process_at", "last_failed_at", "completed_at"]) set(k, stamp(t[k]));
+      if (FINAL.has(t.state)) {
+        document.getElementById("live").hidden = true;
+        return 0; // Finished: nothing more will change.
+      }
+      return t.state === "scheduled" || t.state === "retry" ? 2 * POLL_MS : POLL_MS;
+    }, POLL_MS);
+  }
+
+  const card = document.getElementById("task-detail");
+  if (document.getElementById("task-form") && document.getElementById("task-rows")) indexPage();
+  else if (card && !FINAL.has(card.dataset.state)) detailPage(card);
 })();
