@@ -3,6 +3,7 @@ package k8s
 import (
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	networkingv1 "k8s.io/api/networking/v1"
@@ -21,7 +22,7 @@ func TestManagedRedisExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, o := range r.objects {
-		if o.name == "redis" || o.name == "redis-ingress" || o.gvk.Kind == "StatefulSet" {
+		if o.name == "redis" || o.name == "redis-ingress" || strings.HasPrefix(o.name, "redis-config") || o.gvk.Kind == "StatefulSet" {
 			t.Errorf("%s is still there", o)
 		}
 	}
