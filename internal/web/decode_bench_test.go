@@ -1,0 +1,110 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"taskstack/internal/config"
+	"taskstack/internal/tasks"
+	"taskstack/internal/testsupport"
+)
+
+const benchBody = `{"type":"demo:echo","payload":{"arg":"x","sleep":"0s"},"queue":"high"}`
+
+// BenchmarkDecodeCreateTask is everything the app does with a POST
+// /api/v1/tasks body before Redis: bounded strict JSON decode, durations,
+// catalogue validation (type, payload, queue) and the task options.
+func BenchmarkDecodeCreateTask(b *testing.B) {
+	enq := tasks.NewEnqueuer(nil, tasks.NewCatalogue(), nil, time.Hour)
+	for _, bc := range []struct{ name, body string }{
+		{"valid", benchBody},
+		{"invalid-sleep", `{"type":"demo:echo","payload":{"arg":"x","sleep":"soon"},"queue":"high"}`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			body := []byte(bc.body)
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest(http.MethodPost, "/api/v1/tasks", nil)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Body = io.NopCloser(bytes.NewReader(body))
+				var req createTaskRequest
+				if err := decodeJSON(w, r, &req); err != nil {
+					b.Fatal(err)
+				}
+				tr, verr := req.toRequest()
+				if verr != nil {
+					b.Fatal(verr)
+				}
+				_, err := enq.Prepare(tr)
+				if (err != nil) != (bc.name != "valid") {
+					b.Fatalf("Prepare: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCreateTaskHandler is the whole API handler (routes, otelhttp,
+// RED metrics, decode, validation, producer span, enqueue on a real
+// redis-server) without the network, serially and from parallel clients.
+func BenchmarkCreateTaskHandler(b *testing.B) {
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	r := testsupport.StartRedis(b)
+	for _, tc := range []struct {
+		name string
+		tp   trace.TracerProvider
+	}{
+		{"tracing=off", noop.NewTracerProvider()},
+		{"tracing=10%", sdktrace.NewTracerProvider(
+			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))),
+			sdktrace.WithBatcher(tracetest.NewNoopExporter()))},
+	} {
+		rc := r.Client(b)
+		log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		app, err := NewAppWithRedis(config.App{Retention: time.Hour}, rc, log, prometheus.NewRegistry(), tc.tp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		serve := func(b *testing.B) {
+			req := httptest.NewRequest(http.MethodPost, "/api/v1/tasks", bytes.NewReader([]byte(benchBody)))
+			w := httptest.NewRecorder()
+			app.ServeHTTP(w, req)
+			if w.Code != http.StatusAccepted {
+				b.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+		}
+		b.Run(tc.name+"/serial", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				serve(b)
+			}
+		})
+		b.Run(tc.name+"/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(16) // 32 goroutines on 2 cores, like the 32 connections of `make bench`
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					serve(b)
+				}
+			})
+		})
+		if err := rc.FlushAll(context.Background()).Err(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
