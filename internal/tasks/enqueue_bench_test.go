@@ -75,6 +75,9 @@ func BenchmarkEnqueue(b *testing.B) {
 	b.Run("raw-asynq", func(b *testing.B) {
 		opts := []asynq.Option{asynq.Queue(tasks.QueueHigh), asynq.Timeout(11 * time.Minute), asynq.MaxRetry(3), asynq.Retention(time.Hour)}
 		payload := []byte(`{"arg":"x","sleep":"0s"}`)
-		run(b, func() error { _, err := client.EnqueueContext(ctx, asynq.NewTask(tasks.TypeEcho, payload, opts...)); return err })
+		run(b, func() error {
+			_, err := client.EnqueueContext(ctx, asynq.NewTask(tasks.TypeEcho, payload, opts...))
+			return err
+		})
 	})
 }
