@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -110,13 +111,22 @@ func matchesLabels(sel, lbls map[string]string) bool {
 	return true
 }
 
+func spec(t *testing.T, u *unstructured.Unstructured) map[string]any {
+	t.Helper()
+	m, ok, err := unstructured.NestedMap(u.Object, "spec")
+	if !ok || err != nil {
+		t.Errorf("%s %s: spec is required (err %v)", u.GetKind(), u.GetName(), err)
+	}
+	return m
+}
+
 func checkServiceMonitor(t *testing.T, r *rendered, u *unstructured.Unstructured) {
-	onlyFields(t, u, "spec", u.Object["spec"].(map[string]any), "selector", "endpoints", "namespaceSelector", "jobLabel")
+	onlyFields(t, u, "spec", spec(t, u), "selector", "endpoints", "namespaceSelector", "jobLabel")
 	checkMonitorTargets(t, r, u, "endpoints")
 }
 
 func checkPodMonitor(t *testing.T, r *rendered, u *unstructured.Unstructured) {
-	onlyFields(t, u, "spec", u.Object["spec"].(map[string]any), "selector", "podMetricsEndpoints", "namespaceSelector", "jobLabel")
+	onlyFields(t, u, "spec", spec(t, u), "selector", "podMetricsEndpoints", "namespaceSelector", "jobLabel")
 	checkMonitorTargets(t, r, u, "podMetricsEndpoints")
 }
 
@@ -160,7 +170,7 @@ func checkScaledObject(t *testing.T, r *rendered, u *unstructured.Unstructured) 
 		t.Errorf("ScaledObject %s: maxReplicaCount %d < minReplicaCount %d", u.GetName(), max, min)
 	}
 	for _, h := range r.find("HorizontalPodAutoscaler") {
-		if strings.Contains(string(h.json), `"name":"`+target+`"`) {
+		if ref := decode[autoscalingv2.HorizontalPodAutoscaler](t, h).Spec.ScaleTargetRef; ref.Kind == "Deployment" && ref.Name == target {
 			t.Errorf("%s also scales %s: KEDA creates its own HPA", h, target)
 		}
 	}
