@@ -618,7 +618,7 @@ func TestBrowserTaskStates(t *testing.T) {
 	echo("hello", "0s", nil)
 	echo("report-42", "0s", map[string]any{"queue": "high"})
 	s.enqueue(t, map[string]any{"type": "demo:fail", "payload": map[string]any{"message": "disk full"}})
-	s.enqueue(t, map[string]any{"type": "demo:fail", "payload": map[string]any{"message": "upstream timed out"}, "max_retry": 3})
+	retrying := s.enqueue(t, map[string]any{"type": "demo:fail", "payload": map[string]any{"message": "upstream timed out"}, "max_retry": 3})
 
 	b := newBrowserTab(t, browserSize(1200, 900))
 	b.open(t, s.url+"/")
@@ -644,6 +644,25 @@ func TestBrowserTaskStates(t *testing.T) {
 	}
 
 	path := os.Getenv("TASKSTACK_SCREENSHOT")
+	if !filepath.IsAbs(path) && path != "" {
+		path = filepath.Join(testsupport.RepoRoot(t), path)
+	}
+	variant := func(suffix string) string {
+		return strings.TrimSuffix(path, filepath.Ext(path)) + suffix + filepath.Ext(path)
+	}
+
+	// The detail view of the failing task: its error, retries, next try and
+	// payload.
+	b.open(t, s.url+"/tasks/low/"+retrying)
+	got = browserEval[string](t, b, `["state", "error", "retried"].map(k => document.getElementById("detail-" + k).textContent).join("|") + "|" +
+		document.getElementById("detail-next_process_at").textContent.endsWith(" UTC") + "|" + document.querySelector("pre").textContent.includes('"message": "upstream timed out"')`)
+	if want := "retry|demo:fail: upstream timed out|1 of 3|true|true"; got != want {
+		t.Errorf("retry task's detail view: state|error|retried|next run|payload = %q, want %q", got, want)
+	}
+	if path != "" {
+		b.screenshot(t, variant("-task"))
+	}
+	b.open(t, s.url+"/")
 	if path == "" {
 		return
 	}
@@ -651,12 +670,19 @@ func TestBrowserTaskStates(t *testing.T) {
 	b.fill(t, "arg", "weekly-report")
 	b.fill(t, "sleep", "30s")
 	b.do(t, "blur", chromedp.Evaluate[chromedp.Void](`document.activeElement.blur()`))
+	b.waitFor(t, "the list", `document.querySelectorAll("#task-rows tr[data-id]").length === 7`, 5*time.Second)
+	b.screenshot(t, path)
+	// And the same on a phone, next to it: page.png → page-narrow.png.
+	b.do(t, "emulate a phone", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
+	b.waitFor(t, "the narrow layout", `getComputedStyle(document.querySelector("#task-rows td")).display === "grid"`, 5*time.Second)
+	b.screenshot(t, variant("-narrow"))
+}
+
+func (b *browserTab) screenshot(t *testing.T, path string) {
+	t.Helper()
 	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
-	}
-	if !filepath.IsAbs(path) {
-		path = filepath.Join(testsupport.RepoRoot(t), path)
 	}
 	if err := os.WriteFile(path, png, 0o644); err != nil {
 		t.Fatal(err)

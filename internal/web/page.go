@@ -30,6 +30,7 @@ type pageRenderer struct {
 func newPageRenderer() (*pageRenderer, error) {
 	t, err := template.New("").Funcs(template.FuncMap{
 		"ago":   ago,
+		"until": until,
 		"stamp": stamp,
 		"iso": func(t *time.Time) string {
 			if t == nil {
@@ -81,6 +82,23 @@ func ago(t *time.Time) string {
 		return fmt.Sprintf("%dm%ds ago", s/60, s%60)
 	}
 	return fmt.Sprintf("%dh%dm ago", s/3600, s%3600/60)
+}
+
+// until words a time to come, as app.js does.
+func until(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	s := int(time.Until(*t).Round(time.Second) / time.Second)
+	switch {
+	case s < 1:
+		return "any moment now"
+	case s < 60:
+		return fmt.Sprintf("in %ds", s)
+	case s < 3600:
+		return fmt.Sprintf("in %dm%ds", s/60, s%60)
+	}
+	return fmt.Sprintf("in %dh%dm", s/3600, s%3600/60)
 }
 
 func stamp(t *time.Time) string {

@@ -49,6 +49,15 @@
     return Math.floor(s / 3600) + "h" + Math.floor((s % 3600) / 60) + "m ago";
   }
 
+  // The same wording as page.go's until.
+  function until(iso) {
+    const s = Math.round((new Date(iso).getTime() - Date.now()) / 1000);
+    if (s < 1) return "any moment now";
+    if (s < 60) return "in " + s + "s";
+    if (s < 3600) return "in " + Math.floor(s / 60) + "m" + (s % 60) + "s";
+    return "in " + Math.floor(s / 3600) + "h" + Math.floor((s % 3600) / 60) + "m";
+  }
+
   // The same format as page.go's stamp.
   function stamp(iso) {
     if (!iso) return "—";
@@ -221,7 +230,10 @@
     // changes, so nothing focusable inside it is replaced needlessly.
     function cells(t) {
       const retried = t.retried ? " retried " + t.retried + "×" : "";
-      const result = t.result !== null && t.result !== undefined ? "r:" + t.result : t.last_error ? "e:" + t.last_error : "";
+      const hasResult = t.result !== null && t.result !== undefined;
+      const next = t.next_process_at && (t.state === "scheduled" || t.state === "retry")
+        ? (t.state === "retry" ? "next try " : "runs ") + until(t.next_process_at) : "";
+      const result = (hasResult ? "r:" + t.result : t.last_error ? "e:" + t.last_error : "") + "|" + next;
       return [
         {
           label: "Task", key: t.id + "|" + t.type,
@@ -234,7 +246,9 @@
         },
         {
           label: "Result", cls: "result", key: result,
-          build: () => (t.result !== null && t.result !== undefined) ? [el("samp", { text: t.result })] : t.last_error ? [el("span", { class: "err", text: t.last_error })] : [],
+          build: () => [el("div", {},
+            hasResult ? el("samp", { text: t.result }) : t.last_error ? el("span", { class: "err", text: t.last_error }) : null,
+            next ? el("small", { class: "next", text: next }) : null)],
         },
         {
           label: "Submitted", key: t.enqueued_at ? ago(t.enqueued_at) : "",
