@@ -3,9 +3,11 @@ package k8s
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -374,6 +376,37 @@ func TestNetworkPolicies(t *testing.T) {
 			}
 			if v.has("keda") {
 				flows = append(flows, flow{"KEDA polls Redis", "ns:keda", "redis", 6379})
+			}
+			// Endpoints the processes dial (not the links the page shows)
+			// must be name.namespace.svc URLs the policies let through.
+			dialed := []string{"MONITOR_PROMETHEUS_URL", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"}
+			for _, p := range r.pods(t) {
+				for _, c := range p.spec.Containers {
+					bin := binary(c)
+					if bin == "" {
+						continue
+					}
+					for name, e := range resolveEnv(t, r, p, c) {
+						u, err := url.Parse(e.value)
+						if !slices.Contains(dialed, name) || e.value == "" {
+							continue
+						}
+						if err != nil || u.Host == "" {
+							t.Errorf("%s: %s=%q is not a URL", p.owner, name, e.value)
+							continue
+						}
+						parts := strings.Split(u.Hostname(), ".")
+						if len(parts) < 3 || parts[2] != "svc" {
+							t.Errorf("%s: %s=%s: want a name.namespace.svc address, or add a check for it", p.owner, name, e.value)
+							continue
+						}
+						port, _ := strconv.Atoi(u.Port())
+						if port == 0 {
+							port = map[string]int{"http": 80, "https": 443}[u.Scheme]
+						}
+						flows = append(flows, flow{bin + " to " + name, bin, "ns:" + parts[1], int32(port)})
+					}
+				}
 			}
 			for _, f := range flows {
 				if f.from[:3] != "ns:" && !allows(nps, pods[f.from], networkingv1.PolicyTypeEgress, f.to, pods, f.port) {
