@@ -48,6 +48,7 @@ type options struct {
 	docs           string
 	command        string
 	keep           bool
+	phases         map[string]bool
 }
 
 func parseFlags(args []string) (options, error) {
@@ -70,6 +71,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.docs, "docs", "", "rewrite the results block of this markdown file (docs/benchmarks.md)")
 	fs.StringVar(&o.command, "command", "", "command line to print in the report (default: this one)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (binaries, logs)")
+	phases := fs.String("phases", "http,processing,latency,servers", "phases of each round to run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -92,6 +94,10 @@ func parseFlags(args []string) (options, error) {
 			return o, fmt.Errorf("-sweep: %w", err)
 		}
 		o.sweepIntervals = append(o.sweepIntervals, d)
+	}
+	o.phases = map[string]bool{}
+	for p := range strings.SplitSeq(*phases, ",") {
+		o.phases[strings.TrimSpace(p)] = true
 	}
 	if o.runs < 1 {
 		return o, fmt.Errorf("-runs must be at least 1")
@@ -273,6 +279,9 @@ func round(ctx context.Context, o options, bins map[string]string, dir string, s
 		kinds = []string{kindRaw, kindTS}
 	}
 	for _, k := range kinds {
+		if !o.phases["http"] {
+			break
+		}
 		r, err := b.httpLoad(ctx, k)
 		if err != nil {
 			return err
@@ -288,6 +297,9 @@ func round(ctx context.Context, o options, bins map[string]string, dir string, s
 		queues []string
 	}{{"proc3", threeQueues}, {"proc1", oneQueue}} {
 		for _, k := range kinds {
+			if !o.phases["processing"] {
+				break
+			}
 			tps, rss, err := b.processing(ctx, k, layout.queues, 1)
 			if err != nil {
 				return err
@@ -300,16 +312,20 @@ func round(ctx context.Context, o options, bins map[string]string, dir string, s
 		}
 	}
 	for _, k := range kinds {
+		if !o.phases["latency"] {
+			break
+		}
 		r, err := b.latency(ctx, k, 1, o.checkInterval, o.idle, o.latDur)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("  %-9s latency   p50 %6.2f ms  p99 %6.2f ms (%d samples)  idle %6.0f Redis cmds/s\n", k, r.p50, r.p99, r.samples, r.idleCmds)
+		fmt.Printf("  %-9s latency   p50 %6.2f ms  p99 %6.2f ms (%d samples)  idle %6.0f Redis cmds/s, Redis CPU %.1f%%\n", k, r.p50, r.p99, r.samples, r.idleCmds, r.idleCPU)
 		res.add(prefix+k+"/lat_p50", r.p50)
 		res.add(prefix+k+"/lat_p99", r.p99)
 		res.add(prefix+k+"/idle_cmds", r.idleCmds)
+		res.add(prefix+k+"/idle_cpu", r.idleCPU)
 	}
-	if aof {
+	if aof || !o.phases["servers"] {
 		return nil
 	}
 	for _, n := range o.servers {
@@ -357,8 +373,8 @@ func runSweep(ctx context.Context, o options, bins map[string]string, dir string
 			return nil, err
 		}
 		p.r = r
-		fmt.Printf("  interval %-6s servers %d  idle %6.0f Redis cmds/s  p50 %7.2f ms  p99 %7.2f ms (%d samples)\n",
-			p.interval, p.servers, r.idleCmds, r.p50, r.p99, r.samples)
+		fmt.Printf("  interval %-6s servers %d  idle %6.0f Redis cmds/s, Redis CPU %4.1f%%  p50 %7.2f ms  p99 %7.2f ms (%d samples)\n",
+			p.interval, p.servers, r.idleCmds, r.idleCPU, r.p50, r.p99, r.samples)
 	}
 	return points, nil
 }

@@ -262,6 +262,7 @@ func (b *bench) checkNoFailures(ctx context.Context, queues []string) error {
 // latencyResult is one idle-cost and enqueue→start measurement.
 type latencyResult struct {
 	idleCmds float64
+	idleCPU  float64 // percent of one core used by redis-server while the worker idles
 	p50, p99 float64 // milliseconds
 	samples  int
 }
@@ -292,13 +293,23 @@ func (b *bench) latency(ctx context.Context, kind string, servers int, interval,
 	if err != nil {
 		return r, err
 	}
+	cpu0, err := b.redis.cpuSeconds(ctx)
+	if err != nil {
+		return r, err
+	}
 	t0 := time.Now()
 	time.Sleep(idle)
 	c1, err := b.redis.commandsProcessed(ctx)
 	if err != nil {
 		return r, err
 	}
-	r.idleCmds = float64(c1-c0-1) / time.Since(t0).Seconds()
+	cpu1, err := b.redis.cpuSeconds(ctx)
+	if err != nil {
+		return r, err
+	}
+	secs := time.Since(t0).Seconds()
+	r.idleCmds = float64(c1-c0-2) / secs
+	r.idleCPU = 100 * (cpu1 - cpu0) / secs
 	if dur <= 0 {
 		return r, nil
 	}

@@ -167,6 +167,28 @@ func (r *redisServer) commandsProcessed(ctx context.Context) (int64, error) {
 	return 0, errors.New("no total_commands_processed in INFO stats")
 }
 
+// cpuSeconds is INFO cpu used_cpu_user + used_cpu_sys of the server.
+func (r *redisServer) cpuSeconds(ctx context.Context) (float64, error) {
+	s, err := r.client.Info(ctx, "cpu").Result()
+	if err != nil {
+		return 0, err
+	}
+	var total float64
+	for line := range strings.SplitSeq(s, "\n") {
+		line = strings.TrimSpace(line)
+		for _, k := range []string{"used_cpu_user:", "used_cpu_sys:"} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					return 0, err
+				}
+				total += f
+			}
+		}
+	}
+	return total, nil
+}
+
 func (r *redisServer) close() {
 	_ = r.client.Close()
 	r.stop()

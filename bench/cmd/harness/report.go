@@ -65,6 +65,7 @@ var metrics = []metric{
 	{"lat_p50", "enqueue→start p50 @ rate", "ms", 2},
 	{"lat_p99", "enqueue→start p99 @ rate", "ms", 2},
 	{"idle_cmds", "idle worker Redis load", "cmds/s", 0},
+	{"idle_cpu", "idle worker Redis CPU", "% of a core", 1},
 	{"app_rss", "app peak RSS (HTTP load)", "MiB", 1},
 	{"worker_rss", "worker peak RSS (processing)", "MiB", 1},
 	{"app_size", "app binary (static, stripped)", "MiB", 1},
@@ -162,12 +163,12 @@ func (rp report) sweepRows() [][]string {
 	var rows [][]string
 	for _, p := range rp.sweep {
 		rows = append(rows, []string{p.interval.String(), fmt.Sprint(p.servers),
-			fmt.Sprintf("%.0f", p.r.idleCmds), fmt.Sprintf("%.2f", p.r.p50), fmt.Sprintf("%.2f", p.r.p99), fmt.Sprint(p.r.samples)})
+			fmt.Sprintf("%.0f", p.r.idleCmds), fmt.Sprintf("%.1f", p.r.idleCPU), fmt.Sprintf("%.2f", p.r.p50), fmt.Sprintf("%.2f", p.r.p99), fmt.Sprint(p.r.samples)})
 	}
 	return rows
 }
 
-var sweepHeader = []string{"TaskCheckInterval", "WORKER_SERVERS", "idle Redis cmds/s", "p50 (ms)", "p99 (ms)", "samples"}
+var sweepHeader = []string{"TaskCheckInterval", "WORKER_SERVERS", "idle Redis cmds/s", "idle Redis CPU (%)", "p50 (ms)", "p99 (ms)", "samples"}
 
 func (rp report) targets() [][]string {
 	r := rp.res
@@ -191,13 +192,19 @@ func (rp report) targets() [][]string {
 		{"worker peak RSS ≤ 40 MB", fmt.Sprintf("%.1f MiB", wrss.med), check(wrss.med*1.048576 <= 40)},
 		{"app peak RSS ≤ 60 MB", fmt.Sprintf("%.1f MiB", arss.med), check(arss.med*1.048576 <= 60)},
 	}
+	// A target whose measurement was skipped (-phases) is not judged.
+	for i, row := range rows {
+		if strings.HasPrefix(row[1], "0.00") || strings.HasPrefix(row[1], "0 ") || strings.HasPrefix(row[1], "0.0 ") {
+			rows[i][1], rows[i][2] = "not measured", ""
+		}
+	}
 	best, bestN := r.stat(kindTS+"/proc3"), 1
 	for _, n := range rp.o.servers {
 		if s := r.stat(fmt.Sprintf("%s/proc3_s%d", kindTS, n)); s.med > best.med {
 			best, bestN = s, n
 		}
 	}
-	if len(rp.o.servers) > 0 {
+	if len(rp.o.servers) > 0 && best.n > 0 {
 		raw := r.stat(kindRaw + "/proc3")
 		rows = append(rows, []string{"more per worker process than raw asynq", fmt.Sprintf("%.0f tasks/s with WORKER_SERVERS=%d (%.2f× raw)", best.med, bestN, best.med/raw.med), "see below"})
 	}
