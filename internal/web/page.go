@@ -209,6 +209,9 @@ func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int,
 		Filter: q, Filtered: r.URL.Query().Get("state") != "" || r.URL.Query().Get("queue") != "",
 		Page: page, Queues: qs, Self: r.URL.RequestURI(),
 	}
+	if r.Method != http.MethodGet {
+		data.Self = "/" // the form's answer: refresh the list, not the POST
+	}
 	if id := r.URL.Query().Get("submitted"); id != "" {
 		// The redirect carries only the ID; the task is almost always on the
 		// first page, which gives its queue for the link.
