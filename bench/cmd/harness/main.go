@@ -141,6 +141,7 @@ func run(ctx context.Context, o options) error {
 		defer os.RemoveAll(dir)
 	}
 	started := time.Now().UTC()
+	load0 := loadAvg()
 	fmt.Println("building static stripped binaries (CGO_ENABLED=0 -trimpath -ldflags \"-s -w\")")
 	bins, sizes, err := build(ctx, root, dir)
 	if err != nil {
@@ -185,7 +186,7 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("sweep: %w", err)
 		}
 	}
-	rep := report{o: o, res: res, sweep: sweep, started: started, elapsed: time.Since(started), machine: machineInfo()}
+	rep := report{o: o, res: res, sweep: sweep, started: started, elapsed: time.Since(started), machine: machineInfo(), load: [2]string{load0, loadAvg()}}
 	fmt.Println()
 	fmt.Print(rep.text())
 	if o.docs != "" {
@@ -286,11 +287,12 @@ func round(ctx context.Context, o options, bins map[string]string, dir string, s
 		if err != nil {
 			return err
 		}
-		fmt.Printf("  %-9s http      %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  app peak RSS %5.1f MiB\n", k, r.rps, r.p50, r.p99, r.rss)
+		fmt.Printf("  %-9s http      %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  app peak RSS %5.1f MiB  app CPU %5.1f µs/req\n", k, r.rps, r.p50, r.p99, r.rss, r.cpuPerReq)
 		res.add(prefix+k+"/http_rps", r.rps)
 		res.add(prefix+k+"/http_p50", r.p50)
 		res.add(prefix+k+"/http_p99", r.p99)
 		res.add(prefix+k+"/app_rss", r.rss)
+		res.add(prefix+k+"/app_cpu", r.cpuPerReq)
 	}
 	for _, layout := range []struct {
 		key    string
@@ -300,14 +302,17 @@ func round(ctx context.Context, o options, bins map[string]string, dir string, s
 			if !o.phases["processing"] {
 				break
 			}
-			tps, rss, err := b.processing(ctx, k, layout.queues, 1)
+			r, err := b.processing(ctx, k, layout.queues, 1)
 			if err != nil {
 				return err
 			}
-			fmt.Printf("  %-9s %-9s %8.0f tasks/s  worker peak RSS %5.1f MiB\n", k, layout.key, tps, rss)
-			res.add(prefix+k+"/"+layout.key, tps)
+			fmt.Printf("  %-9s %-9s %8.0f tasks/s  worker peak RSS %5.1f MiB  CPU/task: worker %5.1f µs, Redis %5.1f µs\n",
+				k, layout.key, r.tps, r.rss, r.cpuPerTask, r.redisCPUPerTask)
+			res.add(prefix+k+"/"+layout.key, r.tps)
 			if layout.key == "proc3" {
-				res.add(prefix+k+"/worker_rss", rss)
+				res.add(prefix+k+"/worker_rss", r.rss)
+				res.add(prefix+k+"/worker_cpu", r.cpuPerTask)
+				res.add(prefix+k+"/redis_cpu", r.redisCPUPerTask)
 			}
 		}
 	}
@@ -333,14 +338,15 @@ func round(ctx context.Context, o options, bins map[string]string, dir string, s
 			key    string
 			queues []string
 		}{{"proc3", threeQueues}, {"proc1", oneQueue}} {
-			tps, rss, err := b.processing(ctx, kindTS, layout.queues, n)
+			r, err := b.processing(ctx, kindTS, layout.queues, n)
 			if err != nil {
 				return err
 			}
-			fmt.Printf("  %-9s %-9s %8.0f tasks/s  worker peak RSS %5.1f MiB  (WORKER_SERVERS=%d)\n", kindTS, layout.key, tps, rss, n)
-			res.add(fmt.Sprintf("%s/%s_s%d", kindTS, layout.key, n), tps)
+			fmt.Printf("  %-9s %-9s %8.0f tasks/s  worker peak RSS %5.1f MiB  CPU/task: worker %5.1f µs, Redis %5.1f µs  (WORKER_SERVERS=%d)\n",
+				kindTS, layout.key, r.tps, r.rss, r.cpuPerTask, r.redisCPUPerTask, n)
+			res.add(fmt.Sprintf("%s/%s_s%d", kindTS, layout.key, n), r.tps)
 			if layout.key == "proc3" {
-				res.add(fmt.Sprintf("%s/worker_rss_s%d", kindTS, n), rss)
+				res.add(fmt.Sprintf("%s/worker_rss_s%d", kindTS, n), r.rss)
 			}
 		}
 	}

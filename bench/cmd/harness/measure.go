@@ -167,9 +167,9 @@ func (b *bench) backlog(ctx context.Context, queues []string) (pending, active i
 // processing enqueues n tasks round-robin over queues with no worker
 // running, then starts one and times first dequeue to last completion by
 // polling the pending and active lists every 5 ms.
-func (b *bench) processing(ctx context.Context, kind string, queues []string, servers int) (tps, rssMiB float64, err error) {
+func (b *bench) processing(ctx context.Context, kind string, queues []string, servers int) (r procResult, err error) {
 	if err := b.redis.flush(ctx); err != nil {
-		return 0, 0, err
+		return r, err
 	}
 	n := b.o.tasks
 	var next atomic.Int64
@@ -192,7 +192,7 @@ func (b *bench) processing(ctx context.Context, kind string, queues []string, se
 	wg.Wait()
 	close(errc)
 	if err := <-errc; err != nil {
-		return 0, 0, fmt.Errorf("pre-enqueue: %w", err)
+		return r, fmt.Errorf("pre-enqueue: %w", err)
 	}
 
 	type span struct{ first, last time.Time }
@@ -233,19 +233,39 @@ func (b *bench) processing(ctx context.Context, kind string, queues []string, se
 	w, err := b.startWorker(kind, queues, servers, b.o.checkInterval)
 	if err != nil {
 		close(stop)
-		return 0, 0, err
+		return r, err
 	}
 	defer w.stop()
+	cpu0 := w.cpuSeconds()
+	rcpu0, err := b.redis.cpuSeconds(ctx)
+	if err != nil {
+		return r, err
+	}
 	select {
 	case s := <-res:
-		rss := w.peakRSS()
-		if err := b.checkNoFailures(ctx, queues); err != nil {
-			return 0, 0, err
+		r.rss = w.peakRSS()
+		r.cpuPerTask = (w.cpuSeconds() - cpu0) / float64(n) * 1e6
+		rcpu1, err := b.redis.cpuSeconds(ctx)
+		if err != nil {
+			return r, err
 		}
-		return float64(n) / s.last.Sub(s.first).Seconds(), rss, nil
+		r.redisCPUPerTask = (rcpu1 - rcpu0) / float64(n) * 1e6
+		if err := b.checkNoFailures(ctx, queues); err != nil {
+			return r, err
+		}
+		r.tps = float64(n) / s.last.Sub(s.first).Seconds()
+		return r, nil
 	case err := <-pollErr:
-		return 0, 0, err
+		return r, err
 	}
+}
+
+// procResult is one processing measurement.
+type procResult struct {
+	tps             float64
+	rss             float64 // MiB
+	cpuPerTask      float64 // worker CPU, µs per task (startup included)
+	redisCPUPerTask float64 // redis-server CPU, µs per task
 }
 
 func (b *bench) checkNoFailures(ctx context.Context, queues []string) error {
@@ -400,6 +420,8 @@ func percentile(sorted []int64, q float64) int64 {
 
 type httpResult struct {
 	rps, p50, p99, rss float64
+	requests           int64
+	cpuPerReq          float64 // app CPU, µs per request
 	non2xx             int64
 }
 
@@ -430,9 +452,13 @@ func (b *bench) httpLoad(ctx context.Context, kind string) (httpResult, error) {
 			return r, err
 		}
 	}
+	cpu0 := app.cpuSeconds()
 	r, err = runWrk(ctx, script, url, b.o.conns, b.o.httpDur)
 	if err != nil {
 		return r, err
+	}
+	if r.requests > 0 {
+		r.cpuPerReq = (app.cpuSeconds() - cpu0) / float64(r.requests) * 1e6
 	}
 	if r.non2xx > 0 {
 		return r, fmt.Errorf("%s: %d non-2xx responses (see %s)", kind, r.non2xx, app.log.Name())
@@ -444,6 +470,7 @@ func (b *bench) httpLoad(ctx context.Context, kind string) (httpResult, error) {
 var (
 	reRPS     = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 	rePct     = regexp.MustCompile(`(?m)^\s+(50|99)%\s+([0-9.]+)(us|ms|s)\s*$`)
+	reReqs    = regexp.MustCompile(`(\d+) requests in`)
 	reNon2xx  = regexp.MustCompile(`Non-2xx or 3xx responses:\s+(\d+)`)
 	reSockErr = regexp.MustCompile(`Socket errors:.*`)
 )
@@ -475,6 +502,9 @@ func runWrk(ctx context.Context, script, url string, conns int, dur time.Duratio
 		} else {
 			r.p99 = v
 		}
+	}
+	if m := reReqs.FindStringSubmatch(s); m != nil {
+		r.requests, _ = strconv.ParseInt(m[1], 10, 64)
 	}
 	if m := reNon2xx.FindStringSubmatch(s); m != nil {
 		r.non2xx, _ = strconv.ParseInt(m[1], 10, 64)

@@ -68,6 +68,9 @@ var metrics = []metric{
 	{"idle_cpu", "idle worker Redis CPU", "% of a core", 1},
 	{"app_rss", "app peak RSS (HTTP load)", "MiB", 1},
 	{"worker_rss", "worker peak RSS (processing)", "MiB", 1},
+	{"app_cpu", "app CPU per request (HTTP load)", "µs", 1},
+	{"worker_cpu", "worker CPU per task (3 queues)", "µs", 1},
+	{"redis_cpu", "redis-server CPU per task (3 queues)", "µs", 1},
 	{"app_size", "app binary (static, stripped)", "MiB", 1},
 	{"worker_size", "worker binary (static, stripped)", "MiB", 1},
 }
@@ -89,6 +92,7 @@ type report struct {
 	started time.Time
 	elapsed time.Duration
 	machine string
+	load    [2]string // /proc/loadavg 1-minute figure at start and end
 }
 
 // table renders rows as markdown (md) or aligned text.
@@ -229,7 +233,7 @@ func (rp report) text() string {
 	}
 	b.WriteString("\ntargets\n\n")
 	b.WriteString(table(false, []string{"target", "measured", ""}, rp.targets()))
-	fmt.Fprintf(&b, "\n%s; took %s\n", rp.machine, rp.elapsed.Round(time.Second))
+	fmt.Fprintf(&b, "\n%s; load average %s at start, %s at end; took %s\n", rp.machine, rp.load[0], rp.load[1], rp.elapsed.Round(time.Second))
 	return b.String()
 }
 
@@ -240,7 +244,8 @@ const (
 
 func (rp report) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Run %s, %s, took %s.\n\n", rp.started.Format("2006-01-02 15:04 MST"), rp.machine, rp.elapsed.Round(time.Second))
+	fmt.Fprintf(&b, "Run %s on %s; 1-minute load average %s at start and %s at end (other work shared the machine); took %s.\n\n",
+		rp.started.Format("2006-01-02 15:04 MST"), rp.machine, rp.load[0], rp.load[1], rp.elapsed.Round(time.Second))
 	fmt.Fprintf(&b, "Command: `%s`\n\n", rp.o.command)
 	fmt.Fprintf(&b, "Settings: HTTP %d connections for %s (after %s warm-up); %d pre-enqueued tasks per processing run; "+
 		"latency at %d tasks/s for %s; idle cost over %s; concurrency %d and TaskCheckInterval %s in both workers.\n\n",
@@ -283,6 +288,14 @@ func (rp report) writeDocs(path string) error {
 		s = s[:i] + block + s[j+len(docsEnd):]
 	}
 	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 func machineInfo() string {
