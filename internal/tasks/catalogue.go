@@ -127,10 +127,10 @@ func (c *Catalogue) Prepare(r Request, retention time.Duration) (Prepared, error
 		verr.Add("queue", fmt.Sprintf("unknown queue %q (use %s)", p.Queue, strings.Join(Queues(), ", ")))
 	}
 	if r.ProcessIn < 0 || r.ProcessIn > MaxProcessIn {
-		verr.Add("process_in", fmt.Sprintf("must be between 0s and %s", MaxProcessIn))
+		verr.Add("process_in", "must be between 0s and "+HumanDuration(MaxProcessIn))
 	}
 	if r.Timeout < 0 || r.Timeout > MaxTimeout {
-		verr.Add("timeout", fmt.Sprintf("must be between 1s and %s", MaxTimeout))
+		verr.Add("timeout", "must be between 1s and "+HumanDuration(MaxTimeout))
 	} else if r.Timeout != 0 && r.Timeout < time.Second {
 		verr.Add("timeout", "must be at least 1s")
 	}
@@ -223,4 +223,16 @@ func jsonType(kind string) string {
 		return "boolean"
 	}
 	return "JSON " + kind
+}
+
+// HumanDuration writes d the way people type it: "10m", not "10m0s".
+func HumanDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

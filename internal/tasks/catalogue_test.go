@@ -88,3 +88,12 @@ func FuzzParseEcho(f *testing.F) {
 		}
 	})
 }
+
+func TestHumanDuration(t *testing.T) {
+	t.Parallel()
+	for d, want := range map[time.Duration]string{10 * time.Minute: "10m", 168 * time.Hour: "168h", 90 * time.Second: "1m30s", 0: "0s", time.Hour + time.Second: "1h0m1s"} {
+		if got := HumanDuration(d); got != want {
+			t.Errorf("HumanDuration(%s) = %q, want %q", d, got, want)
+		}
+	}
+}

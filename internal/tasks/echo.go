@@ -62,7 +62,7 @@ func ParseEcho(raw json.RawMessage) (EchoPayload, time.Duration, error) {
 		case err != nil:
 			verr.Add("payload.sleep", fmt.Sprintf("%q is not a duration; write it like 0s, 1.5s, 2m", p.Sleep))
 		case d < 0 || d > EchoMaxSleep:
-			verr.Add("payload.sleep", fmt.Sprintf("must be between 0s and %s", EchoMaxSleep))
+			verr.Add("payload.sleep", "must be between 0s and "+HumanDuration(EchoMaxSleep))
 		default:
 			sleep = d
 		}

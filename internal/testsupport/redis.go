@@ -18,8 +18,9 @@ import (
 type Redis struct {
 	Addr string
 	// URL is a redis:// URL for db 0 of this server.
-	URL string
-	cmd *exec.Cmd
+	URL    string
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
 // RedisOption adjusts the server's command line.
@@ -31,8 +32,24 @@ func RedisPassword(pw string) RedisOption {
 }
 
 // StartRedis starts redis-server on a free loopback port, waits until it
-// answers PING and stops it when the test ends.
+// answers PING and stops it when the test ends. If the port was taken
+// between choosing it and redis binding it (FreePort cannot hold it), the
+// server exits at once and StartRedis tries again on another port.
 func StartRedis(t testing.TB, opts ...RedisOption) *Redis {
+	t.Helper()
+	var lastErr string
+	for range 5 {
+		r, errText := startRedis(t, opts)
+		if r != nil {
+			return r
+		}
+		lastErr = errText
+	}
+	t.Fatalf("redis-server did not start after 5 tries:\n%s", lastErr)
+	return nil
+}
+
+func startRedis(t testing.TB, opts []RedisOption) (*Redis, string) {
 	t.Helper()
 	bin := LookPath(t, "redis-server")
 	dir := t.TempDir()
@@ -46,7 +63,8 @@ func StartRedis(t testing.TB, opts ...RedisOption) *Redis {
 		o(&args)
 	}
 	cmd := exec.Command(bin, args...)
-	logf, err := os.Create(filepath.Join(dir, "redis.log"))
+	logPath := filepath.Join(dir, "redis.log")
+	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,31 +72,42 @@ func StartRedis(t testing.TB, opts ...RedisOption) *Redis {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}
-	r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd}
-	r.URL = "redis://" + r.Addr + "/0"
-	t.Cleanup(func() {
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	stop := func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-exited
 		_ = logf.Close()
-	})
+	}
+	r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd, exited: exited}
+	r.URL = "redis://" + r.Addr + "/0"
 	pw := ""
 	for i, a := range args {
 		if a == "--requirepass" && i+1 < len(args) {
 			pw = args[i+1]
 		}
 	}
-	c := redis.NewClient(&redis.Options{Addr: r.Addr, Password: pw})
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, Password: pw, MaxRetries: -1})
 	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
 	for {
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(logPath)
+			_ = logf.Close()
+			return nil, fmt.Sprintf("redis-server on %s exited:\n%s", r.Addr, log)
+		default:
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			return r
+			t.Cleanup(stop)
+			return r, ""
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "redis.log"))
+			log, _ := os.ReadFile(logPath)
+			stop()
 			t.Fatalf("redis-server on %s did not answer: %v\n%s", r.Addr, err, log)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -96,7 +125,7 @@ func (r *Redis) Client(t testing.TB) *redis.Client {
 // Stop kills the server now (for tests of an unreachable Redis).
 func (r *Redis) Stop() {
 	_ = r.cmd.Process.Kill()
-	_, _ = r.cmd.Process.Wait()
+	<-r.exited
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
