@@ -3,6 +3,7 @@ package monitor
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"taskstack/internal/redisconn"
@@ -25,12 +26,9 @@ func (m *Monitor) routes() http.Handler {
 	dash := http.NewServeMux()
 	dash.Handle("GET "+root+"/api/metrics", m.prom)
 	dash.Handle(root+"/", m.dash)
-	if root != "" {
-		// "/monitor" without the slash: ServeMux redirects it to "/monitor/".
-		mux.Handle(root+"/", m.protect(dash))
-	} else {
-		mux.Handle("/", m.protect(dash))
-	}
+	// With a root such as "/monitor", ServeMux redirects "/monitor" to
+	// "/monitor/"; anything outside the root is a 404 without a challenge.
+	mux.Handle(root+"/", m.protect(dash))
 	return mux
 }
 
@@ -62,7 +60,8 @@ func (m *Monitor) readyz(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ready\n"))
 }
 
-// securityHeaders keeps the dashboard out of frames and caches. No strict
+// securityHeaders keeps the dashboard out of frames and its API answers
+// out of caches. No strict
 // CSP: asynqmon's bundled UI uses inline styles and web fonts.
 func securityHeaders(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -71,7 +70,9 @@ func securityHeaders(h http.Handler) http.Handler {
 		hd.Set("Content-Security-Policy", "frame-ancestors 'none'")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("Referrer-Policy", "same-origin")
-		hd.Set("Cache-Control", "no-store")
+		if strings.Contains(r.URL.Path, "/api/") {
+			hd.Set("Cache-Control", "no-store") // task payloads stay out of caches
+		}
 		h.ServeHTTP(w, r)
 	})
 }
