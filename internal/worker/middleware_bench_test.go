@@ -2,9 +2,12 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,7 +20,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"taskstack/internal/config"
 	"taskstack/internal/tasks"
+	"taskstack/internal/testsupport"
 	"taskstack/internal/worker"
 )
 
@@ -80,4 +85,114 @@ func BenchmarkMiddleware(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkProcess runs the whole chain in one process against a real
+// redis-server: 20,000 demo:echo tasks (sleep 0s) pre-enqueued on
+// high/default/low, then one op is the time from starting the worker to the
+// queues being empty. "taskstack" is worker.New with the default settings,
+// JSON logs at info, metrics and tracing at 10% (spans dropped by a no-op
+// exporter); "raw-asynq" is a bare asynq.Server with the same queues,
+// concurrency and TaskCheckInterval and a handler doing demo:echo's work.
+// Use it for profiles (-cpuprofile); `make bench` measures the binaries.
+func BenchmarkProcess(b *testing.B) {
+	const n = 20000
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	r := testsupport.StartRedis(b)
+	rc := r.Client(b)
+	ctx := context.Background()
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))),
+		sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { _ = tp.Shutdown(ctx) })
+	cfg := config.Worker{
+		Queues: map[string]int{tasks.QueueHigh: 6, tasks.QueueDefault: 3, tasks.QueueLow: 1}, Servers: 1,
+		Concurrency: config.DefaultConcurrency, TaskCheckInterval: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+	}
+	client := asynq.NewClientFromRedisClient(rc)
+	enq := tasks.NewEnqueuer(client, tasks.NewCatalogue(), tp, time.Hour)
+	payload := []byte(`{"arg":"x","sleep":"0s"}`)
+	fill := func(b *testing.B, raw bool) {
+		if err := rc.FlushAll(ctx).Err(); err != nil {
+			b.Fatal(err)
+		}
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for i := next.Add(1) - 1; i < n; i = next.Add(1) - 1 {
+					q := tasks.Queues()[i%3]
+					var err error
+					if raw {
+						_, err = client.EnqueueContext(ctx, asynq.NewTask(tasks.TypeEcho, payload,
+							asynq.Queue(q), asynq.Timeout(11*time.Minute), asynq.MaxRetry(3), asynq.Retention(time.Hour)))
+					} else {
+						_, err = enq.Enqueue(ctx, tasks.Request{Type: tasks.TypeEcho, Payload: payload, Queue: q})
+					}
+					if err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	drain := func(b *testing.B) {
+		for {
+			var left int64
+			for _, q := range tasks.Queues() {
+				p, _ := rc.LLen(ctx, "asynq:{"+q+"}:pending").Result()
+				a, _ := rc.LLen(ctx, "asynq:{"+q+"}:active").Result()
+				left += p + a
+			}
+			if left == 0 {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	run := func(b *testing.B, raw bool, start func() (stop func())) {
+		for b.Loop() {
+			b.StopTimer()
+			fill(b, raw)
+			b.StartTimer()
+			stop := start()
+			drain(b)
+			b.StopTimer()
+			stop()
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tasks/s")
+	}
+	b.Run("taskstack", func(b *testing.B) {
+		log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		run(b, false, func() func() {
+			w := worker.New(worker.Options{Config: cfg, Redis: rc, Catalogue: tasks.NewCatalogue(), Logger: log,
+				Registry: prometheus.NewRegistry(), Tracer: tp})
+			if err := w.Start(); err != nil {
+				b.Fatal(err)
+			}
+			return w.Shutdown
+		})
+	})
+	b.Run("raw-asynq", func(b *testing.B) {
+		mux := asynq.NewServeMux()
+		mux.HandleFunc(tasks.TypeEcho, func(_ context.Context, t *asynq.Task) error {
+			var p tasks.EchoPayload
+			if err := json.Unmarshal(t.Payload(), &p); err != nil {
+				return err
+			}
+			_, err := t.ResultWriter().Write([]byte(tasks.EchoResult(p.Arg)))
+			return err
+		})
+		run(b, true, func() func() {
+			s := asynq.NewServerFromRedisClient(rc, asynq.Config{Queues: cfg.Queues, Concurrency: cfg.Concurrency,
+				TaskCheckInterval: cfg.TaskCheckInterval, ShutdownTimeout: cfg.ShutdownTimeout, LogLevel: asynq.WarnLevel})
+			if err := s.Start(mux); err != nil {
+				b.Fatal(err)
+			}
+			return s.Shutdown
+		})
+	})
 }
