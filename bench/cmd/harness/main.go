@@ -42,7 +42,7 @@ type options struct {
 	checkInterval  time.Duration
 	rate           int
 	latDur, idle   time.Duration
-	servers        []int
+	servers        []loops
 	sweepIntervals []time.Duration
 	sweepDur       time.Duration
 	docs           string
@@ -65,7 +65,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rate, "rate", 500, "steady enqueue rate of the latency phase, tasks/s")
 	fs.DurationVar(&o.latDur, "latency", 10*time.Second, "latency phase duration")
 	fs.DurationVar(&o.idle, "idle", 5*time.Second, "how long idle Redis commands are counted")
-	servers := fs.String("servers", "2,4", "WORKER_SERVERS values to try besides 1 (empty: none)")
+	servers := fs.String("servers", "2,4,2x10", "worker layouts to try besides one loop: N (WORKER_SERVERS=N) or NxC (and WORKER_CONCURRENCY=C); empty: none")
 	sweep := fs.String("sweep", "1ms,10ms,100ms,1s", "TaskCheckInterval values of the idle-cost/latency sweep (empty: none)")
 	fs.DurationVar(&o.sweepDur, "sweep-latency", 5*time.Second, "latency duration of each sweep point")
 	fs.StringVar(&o.docs, "docs", "", "rewrite the results block of this markdown file (docs/benchmarks.md)")
@@ -79,11 +79,16 @@ func parseFlags(args []string) (options, error) {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
+		ns, cs, hasC := strings.Cut(s, "x")
+		n, err := strconv.Atoi(ns)
+		c := 0
+		if hasC {
+			c, err = strconv.Atoi(cs)
+		}
+		if err != nil || n < 1 || (hasC && c < 1) {
 			return o, fmt.Errorf("-servers: %q", s)
 		}
-		o.servers = append(o.servers, n)
+		o.servers = append(o.servers, loops{servers: n, concurrency: c})
 	}
 	for s := range strings.SplitSeq(*sweep, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -302,7 +307,7 @@ func round(ctx context.Context, o options, bins map[string]string, dir string, s
 			if !o.phases["processing"] {
 				break
 			}
-			r, err := b.processing(ctx, k, layout.queues, 1)
+			r, err := b.processing(ctx, k, layout.queues, loops{servers: 1})
 			if err != nil {
 				return err
 			}
@@ -320,7 +325,7 @@ func round(ctx context.Context, o options, bins map[string]string, dir string, s
 		if !o.phases["latency"] {
 			break
 		}
-		r, err := b.latency(ctx, k, 1, o.checkInterval, o.idle, o.latDur)
+		r, err := b.latency(ctx, k, loops{servers: 1}, o.checkInterval, o.idle, o.latDur)
 		if err != nil {
 			return err
 		}
@@ -342,11 +347,11 @@ func round(ctx context.Context, o options, bins map[string]string, dir string, s
 			if err != nil {
 				return err
 			}
-			fmt.Printf("  %-9s %-9s %8.0f tasks/s  worker peak RSS %5.1f MiB  CPU/task: worker %5.1f µs, Redis %5.1f µs  (WORKER_SERVERS=%d)\n",
+			fmt.Printf("  %-9s %-9s %8.0f tasks/s  worker peak RSS %5.1f MiB  CPU/task: worker %5.1f µs, Redis %5.1f µs  (loops %s)\n",
 				kindTS, layout.key, r.tps, r.rss, r.cpuPerTask, r.redisCPUPerTask, n)
-			res.add(fmt.Sprintf("%s/%s_s%d", kindTS, layout.key, n), r.tps)
+			res.add(fmt.Sprintf("%s/%s_s%s", kindTS, layout.key, n), r.tps)
 			if layout.key == "proc3" {
-				res.add(fmt.Sprintf("%s/worker_rss_s%d", kindTS, n), r.rss)
+				res.add(fmt.Sprintf("%s/worker_rss_s%s", kindTS, n), r.rss)
 			}
 		}
 	}
@@ -355,7 +360,7 @@ func round(ctx context.Context, o options, bins map[string]string, dir string, s
 
 type sweepPoint struct {
 	interval time.Duration
-	servers  int
+	servers  loops
 	r        latencyResult
 }
 
@@ -367,9 +372,12 @@ func runSweep(ctx context.Context, o options, bins map[string]string, dir string
 	defer b.close()
 	var points []sweepPoint
 	for _, iv := range o.sweepIntervals {
-		points = append(points, sweepPoint{interval: iv, servers: 1})
+		points = append(points, sweepPoint{interval: iv, servers: loops{servers: 1}})
 	}
 	for _, n := range o.servers {
+		if n.concurrency != 0 {
+			continue // concurrency does not change polling
+		}
 		points = append(points, sweepPoint{interval: o.checkInterval, servers: n})
 	}
 	for i := range points {
@@ -379,7 +387,7 @@ func runSweep(ctx context.Context, o options, bins map[string]string, dir string
 			return nil, err
 		}
 		p.r = r
-		fmt.Printf("  interval %-6s servers %d  idle %6.0f Redis cmds/s, Redis CPU %4.1f%%  p50 %7.2f ms  p99 %7.2f ms (%d samples)\n",
+		fmt.Printf("  interval %-6s servers %s  idle %6.0f Redis cmds/s, Redis CPU %4.1f%%  p50 %7.2f ms  p99 %7.2f ms (%d samples)\n",
 			p.interval, p.servers, r.idleCmds, r.idleCPU, r.p50, r.p99, r.samples)
 	}
 	return points, nil

@@ -73,7 +73,22 @@ func (b *bench) telemetryEnv(env map[string]string) map[string]string {
 
 // startWorker runs taskstack's worker or the raw baseline and returns it
 // once its admin port answers.
-func (b *bench) startWorker(kind string, queues []string, servers int, interval time.Duration) (*proc, error) {
+// loops is a worker layout: dequeue loops (WORKER_SERVERS) and the
+// concurrency of each; concurrency 0 means the harness's -concurrency.
+type loops struct{ servers, concurrency int }
+
+func (l loops) String() string {
+	if l.concurrency == 0 {
+		return strconv.Itoa(l.servers)
+	}
+	return fmt.Sprintf("%dx%d", l.servers, l.concurrency)
+}
+
+func (b *bench) startWorker(kind string, queues []string, lp loops, interval time.Duration) (*proc, error) {
+	servers, conc := lp.servers, lp.concurrency
+	if conc == 0 {
+		conc = b.o.concurrency
+	}
 	admin := freeAddr()
 	var p *proc
 	var err error
@@ -81,14 +96,14 @@ func (b *bench) startWorker(kind string, queues []string, servers int, interval 
 		p, err = startProc(b.bins["worker"], b.logPath("worker"), b.telemetryEnv(map[string]string{
 			"WORKER_ADMIN_ADDR":          admin,
 			"WORKER_QUEUES":              weights(queues),
-			"WORKER_CONCURRENCY":         strconv.Itoa(b.o.concurrency),
+			"WORKER_CONCURRENCY":         strconv.Itoa(conc),
 			"WORKER_SERVERS":             strconv.Itoa(servers),
 			"WORKER_TASK_CHECK_INTERVAL": interval.String(),
 		}))
 	} else {
 		p, err = startProc(b.bins["rawworker"], b.logPath("rawworker"), map[string]string{
 			"REDIS_ADDR": b.redis.addr, "ADMIN_ADDR": admin, "QUEUES": weights(queues),
-			"CONCURRENCY": strconv.Itoa(b.o.concurrency), "SERVERS": strconv.Itoa(servers),
+			"CONCURRENCY": strconv.Itoa(conc), "SERVERS": strconv.Itoa(servers),
 			"TASK_CHECK_INTERVAL": interval.String(),
 		})
 	}
@@ -167,7 +182,7 @@ func (b *bench) backlog(ctx context.Context, queues []string) (pending, active i
 // processing enqueues n tasks round-robin over queues with no worker
 // running, then starts one and times first dequeue to last completion by
 // polling the pending and active lists every 5 ms.
-func (b *bench) processing(ctx context.Context, kind string, queues []string, servers int) (r procResult, err error) {
+func (b *bench) processing(ctx context.Context, kind string, queues []string, lp loops) (r procResult, err error) {
 	if err := b.redis.flush(ctx); err != nil {
 		return r, err
 	}
@@ -230,7 +245,7 @@ func (b *bench) processing(ctx context.Context, kind string, queues []string, se
 			}
 		}
 	}()
-	w, err := b.startWorker(kind, queues, servers, b.o.checkInterval)
+	w, err := b.startWorker(kind, queues, lp, b.o.checkInterval)
 	if err != nil {
 		close(stop)
 		return r, err
@@ -293,12 +308,12 @@ type latencyResult struct {
 // baseline times them itself), for taskstack from the sampled traces (the
 // consumer span's start received by the sink minus the producer span's
 // start recorded by the harness's enqueuer).
-func (b *bench) latency(ctx context.Context, kind string, servers int, interval, idle, dur time.Duration) (latencyResult, error) {
+func (b *bench) latency(ctx context.Context, kind string, lp loops, interval, idle, dur time.Duration) (latencyResult, error) {
 	var r latencyResult
 	if err := b.redis.flush(ctx); err != nil {
 		return r, err
 	}
-	w, err := b.startWorker(kind, threeQueues, servers, interval)
+	w, err := b.startWorker(kind, threeQueues, lp, interval)
 	if err != nil {
 		return r, err
 	}

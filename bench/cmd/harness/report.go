@@ -145,14 +145,14 @@ func (rp report) mainRows(prefix string) [][]string {
 
 func (rp report) serverRows() [][]string {
 	rows := [][]string{}
-	for _, n := range append([]int{1}, rp.o.servers...) {
+	for _, n := range append([]loops{{servers: 1}}, rp.o.servers...) {
 		suffix := ""
-		if n > 1 {
-			suffix = fmt.Sprintf("_s%d", n)
+		if n != (loops{servers: 1}) {
+			suffix = "_s" + n.String()
 		}
 		p3, p1 := kindTS+"/proc3"+suffix, kindTS+"/proc1"+suffix
 		rows = append(rows, []string{
-			fmt.Sprint(n),
+			n.label(rp.o.concurrency),
 			fmtStat(rp.res.stat(p3), 0), fmtStat(rp.res.ratio(p3, kindRaw+"/proc3"), 2),
 			fmtStat(rp.res.stat(p1), 0), fmtStat(rp.res.ratio(p1, kindRaw+"/proc1"), 2),
 			fmtStat(rp.res.stat(kindTS+"/worker_rss"+suffix), 1),
@@ -161,12 +161,20 @@ func (rp report) serverRows() [][]string {
 	return rows
 }
 
-var serverHeader = []string{"WORKER_SERVERS", "3 queues (tasks/s)", "× raw (1 loop)", "1 queue (tasks/s)", "× raw (1 loop)", "worker peak RSS (MiB)"}
+var serverHeader = []string{"loops × concurrency", "3 queues (tasks/s)", "× raw (1 loop)", "1 queue (tasks/s)", "× raw (1 loop)", "worker peak RSS (MiB)"}
+
+func (l loops) label(defaultConcurrency int) string {
+	c := l.concurrency
+	if c == 0 {
+		c = defaultConcurrency
+	}
+	return fmt.Sprintf("%d × %d", l.servers, c)
+}
 
 func (rp report) sweepRows() [][]string {
 	var rows [][]string
 	for _, p := range rp.sweep {
-		rows = append(rows, []string{p.interval.String(), fmt.Sprint(p.servers),
+		rows = append(rows, []string{p.interval.String(), p.servers.String(),
 			fmt.Sprintf("%.0f", p.r.idleCmds), fmt.Sprintf("%.1f", p.r.idleCPU), fmt.Sprintf("%.2f", p.r.p50), fmt.Sprintf("%.2f", p.r.p99), fmt.Sprint(p.r.samples)})
 	}
 	return rows
@@ -202,15 +210,15 @@ func (rp report) targets() [][]string {
 			rows[i][1], rows[i][2] = "not measured", ""
 		}
 	}
-	best, bestN := r.stat(kindTS+"/proc3"), 1
+	best, bestN := r.stat(kindTS+"/proc3"), loops{servers: 1}
 	for _, n := range rp.o.servers {
-		if s := r.stat(fmt.Sprintf("%s/proc3_s%d", kindTS, n)); s.med > best.med {
+		if s := r.stat(kindTS + "/proc3_s" + n.String()); s.med > best.med {
 			best, bestN = s, n
 		}
 	}
 	if len(rp.o.servers) > 0 && best.n > 0 {
 		raw := r.stat(kindRaw + "/proc3")
-		rows = append(rows, []string{"more per worker process than raw asynq", fmt.Sprintf("%.0f tasks/s with WORKER_SERVERS=%d (%.2f× raw)", best.med, bestN, best.med/raw.med), "see below"})
+		rows = append(rows, []string{"more per worker process than raw asynq", fmt.Sprintf("%.0f tasks/s with %s (%.2f× raw)", best.med, bestN.label(rp.o.concurrency), best.med/raw.med), "see below"})
 	}
 	return rows
 }
