@@ -195,7 +195,11 @@ func run(ctx context.Context, o options) error {
 	fmt.Println()
 	fmt.Print(rep.text())
 	if o.docs != "" {
-		if err := rep.writeDocs(filepath.Join(root, o.docs)); err != nil {
+		docs := o.docs
+		if !filepath.IsAbs(docs) {
+			docs = filepath.Join(root, docs)
+		}
+		if err := rep.writeDocs(docs); err != nil {
 			return err
 		}
 		fmt.Println("wrote", o.docs)

@@ -252,7 +252,7 @@ const (
 
 func (rp report) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Run %s on %s; 1-minute load average %s at start and %s at end (other work shared the machine); took %s.\n\n",
+	fmt.Fprintf(&b, "Run %s on %s; 1-minute load average %s at start and %s at end (above 2, other work was competing for the cores); took %s.\n\n",
 		rp.started.Format("2006-01-02 15:04 MST"), rp.machine, rp.load[0], rp.load[1], rp.elapsed.Round(time.Second))
 	fmt.Fprintf(&b, "Command: `%s`\n\n", rp.o.command)
 	fmt.Fprintf(&b, "Settings: HTTP %d connections for %s (after %s warm-up); %d pre-enqueued tasks per processing run; "+
