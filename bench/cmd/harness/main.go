@@ -66,7 +66,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.latDur, "latency", 10*time.Second, "latency phase duration")
 	fs.DurationVar(&o.idle, "idle", 5*time.Second, "how long idle Redis commands are counted")
 	servers := fs.String("servers", "2,4,2x10", "worker layouts to try besides one loop: N (WORKER_SERVERS=N) or NxC (and WORKER_CONCURRENCY=C); empty: none")
-	sweep := fs.String("sweep", "1ms,10ms,100ms,1s", "TaskCheckInterval values of the idle-cost/latency sweep (empty: none)")
+	sweep := fs.String("sweep", "1ms,10ms,50ms,100ms,1s", "TaskCheckInterval values of the idle-cost/latency sweep (empty: none)")
 	fs.DurationVar(&o.sweepDur, "sweep-latency", 5*time.Second, "latency duration of each sweep point")
 	fs.StringVar(&o.docs, "docs", "", "rewrite the results block of this markdown file (docs/benchmarks.md)")
 	fs.StringVar(&o.command, "command", "", "command line to print in the report (default: this one)")
