@@ -99,7 +99,12 @@ func loadCommon(e *env, defaultRedisURL string) Common {
 func checkRedisURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("not a URL: %w", err)
+		// url.Error quotes the whole URL, password included: keep only the cause.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("not a valid URL: %v", err)
 	}
 	switch u.Scheme {
 	case "redis", "rediss", "redis-socket", "redis-sentinel":

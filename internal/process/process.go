@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,7 +36,11 @@ func NewTelemetry(ctx context.Context, c config.Common, service string, build te
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
 	if tr.Enabled() {
-		log.Info("tracing on", slog.String("endpoint", c.OTLPEndpoint))
+		endpoint := c.OTLPEndpoint
+		if u, err := url.Parse(endpoint); err == nil {
+			endpoint = u.Redacted()
+		}
+		log.Info("tracing on", slog.String("endpoint", endpoint))
 	}
 	return &Telemetry{Logger: log, Registry: telemetry.NewRegistry(build), Tracing: tr}, nil
 }

@@ -105,3 +105,7 @@ func (e *Enqueuer) EnqueuePrepared(ctx context.Context, p Prepared) (*asynq.Task
 	span.SetAttributes(semconv.MessagingMessageID(info.ID))
 	return info, nil
 }
+
+// CancelKey is the Redis key marking a task as cancelled on request, so the
+// worker does not retry it after its context is cancelled.
+func CancelKey(id string) string { return "taskstack:cancelled:" + id }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,7 +87,7 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request) error {
 		if errors.As(err, &perr) {
 			all.Fields = append(all.Fields, perr.Fields...)
 		}
-		s.countEnqueue(body.Type, body.Queue, all)
+		s.countEnqueue(body.Type, cmp.Or(body.Queue, defaultQueue(s.enq.Catalogue(), body.Type)), all)
 		return all
 	}
 
@@ -205,19 +206,34 @@ func (s *Server) deleteTask(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("delete task %s/%s: %w", queue, id, err)
 	}
 	if ti.State == asynq.TaskStateActive {
-		if err := s.insp.CancelProcessing(id); err != nil {
-			return fmt.Errorf("cancel task %s: %w", id, err)
-		}
-		return writeJSON(w, http.StatusAccepted, map[string]any{
-			"id": id, "queue": queue, "state": "active", "cancel_requested": true,
-			"links": links{Self: taskPath(queue, id)},
-		})
+		return s.cancelActive(w, r, queue, id)
 	}
 	if err := s.insp.DeleteTask(queue, id); err != nil {
+		// A worker may have picked it up since we looked: cancel it instead.
+		if again, gerr := s.insp.GetTaskInfo(queue, id); gerr == nil && again.State == asynq.TaskStateActive {
+			return s.cancelActive(w, r, queue, id)
+		}
 		return fmt.Errorf("delete task %s/%s: %w", queue, id, err)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// cancelActive marks the task cancelled (so the worker does not retry it)
+// and asks the worker running it to cancel its context.
+func (s *Server) cancelActive(w http.ResponseWriter, r *http.Request, queue, id string) error {
+	ctx, cancel := requestContext(r)
+	defer cancel()
+	if err := s.redis.Set(ctx, tasks.CancelKey(id), "1", max(s.retention, 24*time.Hour)).Err(); err != nil {
+		return fmt.Errorf("mark task %s cancelled: %w", id, err)
+	}
+	if err := s.insp.CancelProcessing(id); err != nil {
+		return fmt.Errorf("cancel task %s: %w", id, err)
+	}
+	return writeJSON(w, http.StatusAccepted, map[string]any{
+		"id": id, "queue": queue, "state": "active", "cancel_requested": true,
+		"links": links{Self: taskPath(queue, id)},
+	})
 }
 
 type queueJSON struct {
@@ -268,4 +284,12 @@ func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"queues": qs})
+}
+
+// defaultQueue is the queue a request without one would go to, for metrics.
+func defaultQueue(c *tasks.Catalogue, typ string) string {
+	if spec, ok := c.Lookup(typ); ok {
+		return spec.Queue
+	}
+	return ""
 }

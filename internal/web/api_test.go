@@ -394,10 +394,37 @@ func TestDeleteAndCancel(t *testing.T) {
 	testsupport.Eventually(t, 15*time.Second, "cancelled task archived", func() bool {
 		ti, err := f.insp.GetTaskInfo("high", id)
 		if err == nil && ti.State == asynq.TaskStateActive {
-			f.do(t, http.MethodDelete, "/api/v1/queues/high/tasks/"+id, nil)
+			// Not DELETE again: once the task is archived it would delete it.
+			_ = f.insp.CancelProcessing(id)
 			time.Sleep(200 * time.Millisecond)
 		}
 		return err == nil && ti.State == asynq.TaskStateArchived && strings.Contains(ti.LastErr, "cancel")
+	})
+
+	// With retries left, asynq counts the cancellation as a failed attempt
+	// and schedules a retry; the retry must end at once, not run again.
+	id = f.post(t, `{"type":"demo:echo","payload":{"arg":"again","sleep":"5m"},"queue":"high","max_retry":3}`).json(t)["id"].(string)
+	testsupport.Eventually(t, 10*time.Second, "second task active", func() bool {
+		ti, err := f.insp.GetTaskInfo("high", id)
+		return err == nil && ti.State == asynq.TaskStateActive
+	})
+	if res := f.do(t, http.MethodDelete, "/api/v1/queues/high/tasks/"+id, nil); res.status != http.StatusAccepted {
+		t.Fatalf("cancel second task: %d %s", res.status, res.body)
+	}
+	testsupport.Eventually(t, 15*time.Second, "cancelled task out of active", func() bool {
+		ti, err := f.insp.GetTaskInfo("high", id)
+		if err == nil && ti.State == asynq.TaskStateActive {
+			_ = f.insp.CancelProcessing(id)
+			time.Sleep(200 * time.Millisecond)
+		}
+		return err == nil && ti.State == asynq.TaskStateRetry
+	})
+	if err := f.insp.RunTask("high", id); err != nil { // skip the back-off
+		t.Fatal(err)
+	}
+	testsupport.Eventually(t, 15*time.Second, "retried cancelled task archived without running", func() bool {
+		ti, err := f.insp.GetTaskInfo("high", id)
+		return err == nil && ti.State == asynq.TaskStateArchived && strings.Contains(ti.LastErr, "cancelled on request")
 	})
 }
 
@@ -434,5 +461,22 @@ func TestHealthAndRedisDown(t *testing.T) {
 	// Validation still answers 422 without Redis: the client's mistake is not an outage.
 	if res := f.post(t, `{"type":"demo:nope"}`); res.status != http.StatusUnprocessableEntity {
 		t.Errorf("invalid request with Redis down: %d", res.status)
+	}
+}
+
+func TestIdempotencyRecovers(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	body := `{"type":"demo:echo","payload":{"arg":"r","sleep":"0s"}}`
+	first := f.post(t, body, "Idempotency-Key", "gone")
+	id := first.json(t)["id"].(string)
+	if err := f.insp.DeleteTask("default", id); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.post(t, body, "Idempotency-Key", "gone"); res.status != http.StatusGone {
+		t.Errorf("replay of a deleted task: %d %s, want 410", res.status, res.body)
+	}
+	if n := f.taskCount(t); n != 0 {
+		t.Errorf("a replay re-enqueued a finished task: %d tasks", n)
 	}
 }

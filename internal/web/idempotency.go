@@ -23,6 +23,8 @@ type idempotencyRecord struct {
 	ID       string `json:"id"`
 	Queue    string `json:"queue"`
 	Type     string `json:"type"`
+	// Enqueued is set once the task is known to be in Redis.
+	Enqueued bool `json:"enqueued,omitempty"`
 }
 
 const maxIdempotencyKey = 255
@@ -34,9 +36,10 @@ func idempotencyRedisKey(key string) string {
 
 // createIdempotent enqueues at most one task per Idempotency-Key. The key is
 // claimed with SET NX before enqueuing, so two concurrent requests with one
-// key cannot both enqueue; the claim is released if the enqueue fails.
-// Keys are remembered as long as completed tasks are retained (at least a
-// day), so a retried request finds its original task.
+// key cannot both enqueue, and the task ID is fixed in the claim: if the
+// enqueue fails (or the app dies before it), the client's retry enqueues
+// with that same ID, which asynq refuses to duplicate. Keys are remembered
+// as long as completed tasks are retained (at least a day).
 func (s *Server) createIdempotent(ctx context.Context, w http.ResponseWriter, key string, body createTaskRequest, p tasks.Prepared) error {
 	if len(key) > maxIdempotencyKey {
 		return newProblem(http.StatusBadRequest, fmt.Sprintf("Idempotency-Key must be at most %d characters", maxIdempotencyKey))
@@ -56,23 +59,43 @@ func (s *Server) createIdempotent(ctx context.Context, w http.ResponseWriter, ke
 		return fmt.Errorf("claim idempotency key: %w", err)
 	}
 	if !claimed {
-		return s.replayIdempotent(ctx, w, rkey, hash)
+		return s.replayIdempotent(ctx, w, rkey, hash, p)
 	}
-	p.Options = append(p.Options, asynq.TaskID(rec.ID))
-	info, err := s.enq.EnqueuePrepared(ctx, p)
-	s.countEnqueue(p.Spec.Type, p.Queue, err)
-	if err != nil {
-		// Release the claim so the client's retry can enqueue.
-		_ = s.redis.Del(context.WithoutCancel(ctx), rkey).Err()
-		return err
-	}
-	return writeCreated(w, http.StatusAccepted, info.ID, info.Queue, info.Type, stateName(info.State))
+	return s.enqueueClaimed(ctx, w, rkey, rec, p, http.StatusAccepted)
 }
 
-func (s *Server) replayIdempotent(ctx context.Context, w http.ResponseWriter, rkey, hash string) error {
+// enqueueClaimed enqueues the claimed task under its fixed ID and records
+// that it was enqueued.
+func (s *Server) enqueueClaimed(ctx context.Context, w http.ResponseWriter, rkey string, rec idempotencyRecord, p tasks.Prepared, status int) error {
+	p.Options = append(p.Options, asynq.TaskID(rec.ID))
+	info, err := s.enq.EnqueuePrepared(ctx, p)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		// A concurrent retry enqueued it first: the same task.
+		return s.writeRecorded(w, rec, http.StatusOK)
+	}
+	s.countEnqueue(p.Spec.Type, p.Queue, err)
+	if err != nil {
+		// The claim stays: a retry enqueues under the same ID.
+		return err
+	}
+	rec.Enqueued = true
+	recJSON, _ := json.Marshal(rec)
+	_ = s.redis.SetArgs(context.WithoutCancel(ctx), rkey, recJSON, redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+	return writeCreated(w, status, info.ID, info.Queue, info.Type, stateName(info.State))
+}
+
+func (s *Server) writeRecorded(w http.ResponseWriter, rec idempotencyRecord, status int) error {
+	state := "pending"
+	if ti, err := s.insp.GetTaskInfo(rec.Queue, rec.ID); err == nil {
+		state = stateName(ti.State)
+	}
+	return writeCreated(w, status, rec.ID, rec.Queue, rec.Type, state)
+}
+
+func (s *Server) replayIdempotent(ctx context.Context, w http.ResponseWriter, rkey, hash string, p tasks.Prepared) error {
 	raw, err := s.redis.Get(ctx, rkey).Bytes()
 	if errors.Is(err, redis.Nil) {
-		return newProblem(http.StatusConflict, "a request with this Idempotency-Key was just released; retry it")
+		return newProblem(http.StatusConflict, "a request with this Idempotency-Key expired just now; retry it")
 	}
 	if err != nil {
 		return fmt.Errorf("read idempotency key: %w", err)
@@ -84,11 +107,18 @@ func (s *Server) replayIdempotent(ctx context.Context, w http.ResponseWriter, rk
 	if rec.BodyHash != hash {
 		return newProblem(http.StatusConflict, "this Idempotency-Key was already used with a different request body")
 	}
-	state := "pending"
-	if ti, err := s.insp.GetTaskInfo(rec.Queue, rec.ID); err == nil {
-		state = stateName(ti.State)
+	ti, err := s.insp.GetTaskInfo(rec.Queue, rec.ID)
+	switch {
+	case err == nil:
+		return writeCreated(w, http.StatusOK, rec.ID, rec.Queue, rec.Type, stateName(ti.State))
+	case !errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound):
+		return fmt.Errorf("look up idempotent task: %w", err)
+	case rec.Enqueued:
+		return newProblem(http.StatusGone, "the task created with this Idempotency-Key is no longer kept (deleted, or past its retention)")
 	}
-	return writeCreated(w, http.StatusOK, rec.ID, rec.Queue, rec.Type, state)
+	// Claimed but never enqueued (the first attempt failed or is still in
+	// flight): enqueue it now under the claimed ID.
+	return s.enqueueClaimed(ctx, w, rkey, rec, p, http.StatusAccepted)
 }
 
 // bodyHash hashes the request as decoded, so formatting and key order do

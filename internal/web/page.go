@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"cmp"
 	"embed"
 	"encoding/json"
 	"fmt"
@@ -271,7 +272,7 @@ func (s *Server) submitForm(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := requestContext(r)
 	defer cancel()
 	info, err := s.enq.Enqueue(ctx, tasks.Request{Type: tasks.TypeEcho, Payload: payload, Queue: form.Queue})
-	s.countEnqueue(tasks.TypeEcho, form.Queue, err)
+	s.countEnqueue(tasks.TypeEcho, cmp.Or(form.Queue, defaultQueue(s.enq.Catalogue(), tasks.TypeEcho)), err)
 	if err != nil {
 		p := classify(err)
 		if p.Status != http.StatusUnprocessableEntity {

@@ -2,8 +2,10 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -93,9 +95,13 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) error {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	if err := redisconn.Ping(r.Context(), s.redis, time.Second); err != nil {
-		p := newProblem(http.StatusServiceUnavailable, "Redis does not answer")
-		p.retryAfter, p.cause = retryAfterSeconds, err
-		return p
+		// Answered here, not through report(): a probe every few seconds
+		// during an outage must not flood the logs with errors.
+		s.log.DebugContext(r.Context(), "not ready", slog.Any("err", err))
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return json.NewEncoder(w).Encode(newProblem(http.StatusServiceUnavailable, "Redis does not answer"))
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, err := w.Write([]byte("ready\n"))

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -27,6 +28,28 @@ type Metrics struct {
 	inFlight  *prometheus.GaugeVec
 	types     map[string]bool
 	queues    map[string]bool
+	children  map[[2]string]*series
+}
+
+// series are one (type, queue)'s children, resolved once.
+type series struct {
+	success, failure prometheus.Counter
+	duration, wait   prometheus.Observer
+	inFlight         prometheus.Gauge
+}
+
+func (m *Metrics) series(typ, queue string) *series {
+	if s, ok := m.children[[2]string{typ, queue}]; ok {
+		return s
+	}
+	typ, queue = m.labels(typ, queue)
+	if s, ok := m.children[[2]string{typ, queue}]; ok {
+		return s
+	}
+	return &series{
+		success: m.processed.WithLabelValues(typ, queue, "success"), failure: m.processed.WithLabelValues(typ, queue, "failure"),
+		duration: m.duration.WithLabelValues(typ, queue), wait: m.wait.WithLabelValues(typ, queue), inFlight: m.inFlight.WithLabelValues(typ, queue),
+	}
 }
 
 // NewMetrics registers the worker's series on reg and pre-creates the known
@@ -53,19 +76,19 @@ func NewMetrics(reg prometheus.Registerer, types, queues []string) *Metrics {
 			Name: "taskstack_tasks_in_progress",
 			Help: "Tasks being processed right now, by type and queue.",
 		}, labels),
-		types:  map[string]bool{},
-		queues: map[string]bool{},
+		types:    map[string]bool{},
+		queues:   map[string]bool{},
+		children: map[[2]string]*series{},
 	}
 	reg.MustRegister(m.processed, m.duration, m.wait, m.inFlight)
 	for _, t := range types {
 		m.types[t] = true
 		for _, q := range queues {
 			m.queues[q] = true
-			m.processed.WithLabelValues(t, q, "success")
-			m.processed.WithLabelValues(t, q, "failure")
-			m.duration.WithLabelValues(t, q)
-			m.wait.WithLabelValues(t, q)
-			m.inFlight.WithLabelValues(t, q)
+			m.children[[2]string{t, q}] = &series{
+				success: m.processed.WithLabelValues(t, q, "success"), failure: m.processed.WithLabelValues(t, q, "failure"),
+				duration: m.duration.WithLabelValues(t, q), wait: m.wait.WithLabelValues(t, q), inFlight: m.inFlight.WithLabelValues(t, q),
+			}
 		}
 	}
 	return m
@@ -86,7 +109,11 @@ func (m *Metrics) labels(typ, queue string) (string, string) {
 // trace runs from the HTTP request to the task's end, and it also links to
 // it as the messaging conventions recommend), records metrics and logs the
 // outcome with the trace IDs.
-func Middleware(m *Metrics, tp trace.TracerProvider, log *slog.Logger) asynq.MiddlewareFunc {
+//
+// cancelled, when not nil, reports whether a task whose context was
+// cancelled was cancelled on request (DELETE of an active task); such a
+// task is not retried.
+func Middleware(m *Metrics, tp trace.TracerProvider, log *slog.Logger, cancelled func(ctx context.Context, id string) bool) asynq.MiddlewareFunc {
 	if tp == nil {
 		tp = otel.GetTracerProvider()
 	}
@@ -98,7 +125,7 @@ func Middleware(m *Metrics, tp trace.TracerProvider, log *slog.Logger) asynq.Mid
 			id, _ := asynq.GetTaskID(ctx)
 			retried, _ := asynq.GetRetryCount(ctx)
 			maxRetry, _ := asynq.GetMaxRetry(ctx)
-			typ, q := m.labels(t.Type(), queue)
+			ser := m.series(t.Type(), queue)
 
 			parent := otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(t.Headers()))
 			opts := []trace.SpanStartOption{
@@ -121,30 +148,41 @@ func Middleware(m *Metrics, tp trace.TracerProvider, log *slog.Logger) asynq.Mid
 			defer span.End()
 
 			if at, ok := tasks.EnqueuedAt(t.Headers()); ok {
-				telemetry.ObserveWithExemplar(ctx, m.wait.WithLabelValues(typ, q), max(0, start.Sub(at).Seconds()))
+				telemetry.ObserveWithExemplar(ctx, ser.wait, max(0, start.Sub(at).Seconds()))
 			}
-			inFlight := m.inFlight.WithLabelValues(typ, q)
-			inFlight.Inc()
-			err := next.ProcessTask(ctx, t)
-			inFlight.Dec()
+			err := func() error {
+				// Cancelled through the API: asynq records the cancellation as
+				// an ordinary failure and retries it; end it here for good.
+				if retried > 0 && cancelled != nil && cancelled(ctx, id) {
+					return fmt.Errorf("cancelled on request: %w", asynq.SkipRetry)
+				}
+				// Deferred: asynq recovers a handler's panic above us.
+				ser.inFlight.Inc()
+				defer ser.inFlight.Dec()
+				return next.ProcessTask(ctx, t)
+			}()
 			elapsed := time.Since(start)
-			telemetry.ObserveWithExemplar(ctx, m.duration.WithLabelValues(typ, q), elapsed.Seconds())
+			telemetry.ObserveWithExemplar(ctx, ser.duration, elapsed.Seconds())
 
-			attrs := []any{
-				slog.String("task_id", id), slog.String("type", t.Type()), slog.String("queue", queue),
-				slog.Int("retried", retried), slog.Duration("duration", elapsed),
+			attrs := func() []any {
+				return []any{
+					slog.String("task_id", id), slog.String("type", t.Type()), slog.String("queue", queue),
+					slog.Int("retried", retried), slog.Duration("duration", elapsed),
+				}
 			}
 			if err != nil {
-				m.processed.WithLabelValues(typ, q, "failure").Inc()
+				ser.failure.Inc()
 				span.RecordError(err)
 				span.SetStatus(codes.Error, err.Error())
 				span.SetAttributes(semconv.ErrorTypeKey.String(errorType(ctx, err)))
 				final := retried >= maxRetry || errors.Is(err, asynq.SkipRetry)
-				log.WarnContext(ctx, "task failed", append(attrs, slog.Bool("final", final), slog.Any("err", err))...)
+				log.WarnContext(ctx, "task failed", append(attrs(), slog.Bool("final", final), slog.Any("err", err))...)
 				return err
 			}
-			m.processed.WithLabelValues(typ, q, "success").Inc()
-			log.DebugContext(ctx, "task done", attrs...)
+			ser.success.Inc()
+			if log.Enabled(ctx, slog.LevelDebug) {
+				log.DebugContext(ctx, "task done", attrs()...)
+			}
 			return nil
 		})
 	}

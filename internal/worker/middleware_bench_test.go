@@ -68,7 +68,7 @@ func BenchmarkMiddleware(b *testing.B) {
 			h := asynq.Handler(nop)
 			if !bc.bare {
 				m := worker.NewMetrics(prometheus.NewRegistry(), tasks.NewCatalogue().Types(), tasks.Queues())
-				h = worker.Middleware(m, bc.tp, log)(nop)
+				h = worker.Middleware(m, bc.tp, log, nil)(nop)
 			}
 			ctx := context.Background()
 			b.ReportAllocs()

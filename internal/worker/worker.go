@@ -64,7 +64,16 @@ func New(o Options) *Worker {
 	}
 	metrics := NewMetrics(o.Registry, o.Catalogue.Types(), queues)
 	mux := asynq.NewServeMux()
-	mux.Use(Middleware(metrics, o.Tracer, o.Logger))
+	var cancelled func(context.Context, string) bool
+	if o.Redis != nil {
+		cancelled = func(ctx context.Context, id string) bool {
+			ctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			n, err := o.Redis.Exists(ctx, tasks.CancelKey(id)).Result()
+			return err == nil && n > 0
+		}
+	}
+	mux.Use(Middleware(metrics, o.Tracer, o.Logger, cancelled))
 	o.Catalogue.Register(mux)
 
 	w := &Worker{cfg: o.Config, redis: o.Redis, log: o.Logger, mux: mux, registry: o.Registry}
