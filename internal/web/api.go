@@ -186,7 +186,7 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ti, err := s.insp.GetTaskInfo(queue, id)
+	ti, err := s.taskInfo(queue, id)
 	if err != nil {
 		return fmt.Errorf("get task %s/%s: %w", queue, id, err)
 	}
@@ -201,7 +201,7 @@ func (s *Server) deleteTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ti, err := s.insp.GetTaskInfo(queue, id)
+	ti, err := s.taskInfo(queue, id)
 	if err != nil {
 		return fmt.Errorf("delete task %s/%s: %w", queue, id, err)
 	}
@@ -210,7 +210,7 @@ func (s *Server) deleteTask(w http.ResponseWriter, r *http.Request) error {
 	}
 	if err := s.insp.DeleteTask(queue, id); err != nil {
 		// A worker may have picked it up since we looked: cancel it instead.
-		if again, gerr := s.insp.GetTaskInfo(queue, id); gerr == nil && again.State == asynq.TaskStateActive {
+		if again, gerr := s.taskInfo(queue, id); gerr == nil && again.State == asynq.TaskStateActive {
 			return s.cancelActive(w, r, queue, id)
 		}
 		return fmt.Errorf("delete task %s/%s: %w", queue, id, err)
@@ -254,7 +254,7 @@ type queueJSON struct {
 func (s *Server) queueStats() ([]queueJSON, error) {
 	// asynq only knows a queue once a task was put on it; report the others
 	// as empty rather than as errors.
-	existing, err := s.insp.Queues()
+	existing, err := s.queues()
 	if err != nil {
 		return nil, fmt.Errorf("list queues: %w", err)
 	}

@@ -3,6 +3,7 @@ package web_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -478,5 +480,66 @@ func TestIdempotencyRecovers(t *testing.T) {
 	}
 	if n := f.taskCount(t); n != 0 {
 		t.Errorf("a replay re-enqueued a finished task: %d tasks", n)
+	}
+}
+
+func TestListShowsNewestFirst(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var ids []string
+	for i := range 30 {
+		res := f.post(t, fmt.Sprintf(`{"type":"demo:echo","payload":{"arg":"n%d"},"queue":"high"}`, i))
+		ids = append(ids, res.json(t)["id"].(string))
+	}
+	var page struct {
+		Tasks []struct {
+			ID string `json:"id"`
+		} `json:"tasks"`
+		Total int `json:"total"`
+	}
+	if err := json.Unmarshal(f.do(t, http.MethodGet, "/api/v1/tasks?queue=high&page_size=5", nil).body, &page); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tk := range page.Tasks {
+		got = append(got, tk.ID)
+	}
+	want := []string{ids[29], ids[28], ids[27], ids[26], ids[25]}
+	if diff := cmp.Diff(want, got); diff != "" || page.Total != 30 {
+		t.Errorf("newest page (-want +got):\n%s\ntotal %d", diff, page.Total)
+	}
+	if err := json.Unmarshal(f.do(t, http.MethodGet, "/api/v1/tasks?queue=high&page_size=5&page=6", nil).body, &page); err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Tasks) != 5 || page.Tasks[4].ID != ids[0] {
+		t.Errorf("last page should end with the oldest task")
+	}
+}
+
+func TestQueuesSurviveRedisDataLoss(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.post(t, `{"type":"demo:echo","queue":"low"}`)
+	if err := f.rc.FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The app's asynq client believes "low" is registered; it is not any more.
+	id := f.post(t, `{"type":"demo:echo","queue":"low"}`).json(t)["id"].(string)
+	if res := f.do(t, http.MethodGet, "/api/v1/queues/low/tasks/"+id, nil); res.status != http.StatusOK {
+		t.Errorf("task after data loss: %d %s", res.status, res.body)
+	}
+	var body struct {
+		Queues []struct {
+			Queue   string `json:"queue"`
+			Pending int    `json:"pending"`
+		} `json:"queues"`
+	}
+	if err := json.Unmarshal(f.do(t, http.MethodGet, "/api/v1/queues", nil).body, &body); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range body.Queues {
+		if q.Queue == "low" && q.Pending != 1 {
+			t.Errorf("low shows %d pending after data loss, want 1", q.Pending)
+		}
 	}
 }

@@ -86,7 +86,7 @@ func (s *Server) enqueueClaimed(ctx context.Context, w http.ResponseWriter, rkey
 
 func (s *Server) writeRecorded(w http.ResponseWriter, rec idempotencyRecord, status int) error {
 	state := "pending"
-	if ti, err := s.insp.GetTaskInfo(rec.Queue, rec.ID); err == nil {
+	if ti, err := s.taskInfo(rec.Queue, rec.ID); err == nil {
 		state = stateName(ti.State)
 	}
 	return writeCreated(w, status, rec.ID, rec.Queue, rec.Type, state)
@@ -107,7 +107,7 @@ func (s *Server) replayIdempotent(ctx context.Context, w http.ResponseWriter, rk
 	if rec.BodyHash != hash {
 		return newProblem(http.StatusConflict, "this Idempotency-Key was already used with a different request body")
 	}
-	ti, err := s.insp.GetTaskInfo(rec.Queue, rec.ID)
+	ti, err := s.taskInfo(rec.Queue, rec.ID)
 	switch {
 	case err == nil:
 		return writeCreated(w, http.StatusOK, rec.ID, rec.Queue, rec.Type, stateName(ti.State))

@@ -2,6 +2,8 @@ package web
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/hibiken/asynq"
 
+	"taskstack/internal/redisconn"
 	"taskstack/internal/tasks"
 )
 
@@ -83,7 +86,7 @@ func (s *Server) list(q listQuery) (taskPage, error) {
 	limit := q.Page * q.PageSize
 	var all []*asynq.TaskInfo
 	total := 0
-	existing, err := s.insp.Queues()
+	existing, err := s.queues()
 	if err != nil {
 		return taskPage{}, fmt.Errorf("list queues: %w", err)
 	}
@@ -96,8 +99,9 @@ func (s *Server) list(q listQuery) (taskPage, error) {
 			return taskPage{}, fmt.Errorf("queue %s: %w", queue, err)
 		}
 		for _, state := range q.States {
-			total += countState(qi, state)
-			got, err := s.listState(queue, state, limit)
+			n := countState(qi, state)
+			total += n
+			got, err := s.newest(queue, state, n, limit)
 			if err != nil {
 				return taskPage{}, fmt.Errorf("list %s tasks of %s: %w", state, queue, err)
 			}
@@ -119,8 +123,34 @@ func (s *Server) list(q listQuery) (taskPage, error) {
 	return page, nil
 }
 
-func (s *Server) listState(queue, state string, limit int) ([]*asynq.TaskInfo, error) {
-	opts := []asynq.ListOption{asynq.PageSize(limit), asynq.Page(1)}
+// newest returns up to limit of the newest tasks of one queue and state.
+// asynq lists every state oldest first, so with n tasks the newest are the
+// last limit positions: read the one or two asynq pages (of size limit)
+// that hold them.
+func (s *Server) newest(queue, state string, n, limit int) ([]*asynq.TaskInfo, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	first := max(0, n-limit) / limit // zero-based asynq page holding position n-limit
+	var out []*asynq.TaskInfo
+	for page := first; page <= first+1; page++ {
+		got, err := s.listState(queue, state, limit, page+1)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, got...)
+		if len(got) < limit {
+			break
+		}
+	}
+	if len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out, nil
+}
+
+func (s *Server) listState(queue, state string, limit, page int) ([]*asynq.TaskInfo, error) {
+	opts := []asynq.ListOption{asynq.PageSize(limit), asynq.Page(page)}
 	switch state {
 	case "pending":
 		return s.insp.ListPendingTasks(queue, opts...)
@@ -220,4 +250,30 @@ func (s *Server) finishedTasks(w http.ResponseWriter, r *http.Request) error {
 		out = append(out, ft)
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"finished_tasks": out, "total": page.Total})
+}
+
+// queues returns the queues asynq knows. asynq registers a queue in the set
+// "asynq:queues" only the first time a process enqueues to it, so after
+// Redis lost its data (a restart without persistence, a failover) the set
+// can lack queues that hold tasks; ours are fixed, so register them again.
+func (s *Server) queues() ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), redisconn.ReadTimeout)
+	defer cancel()
+	if err := s.redis.SAdd(ctx, "asynq:queues", tasks.QueueHigh, tasks.QueueDefault, tasks.QueueLow).Err(); err != nil {
+		return nil, fmt.Errorf("register queues: %w", err)
+	}
+	return s.insp.Queues()
+}
+
+// taskInfo is Inspector.GetTaskInfo, registering our queues again when asynq
+// says the queue does not exist (see queues).
+func (s *Server) taskInfo(queue, id string) (*asynq.TaskInfo, error) {
+	ti, err := s.insp.GetTaskInfo(queue, id)
+	if errors.Is(err, asynq.ErrQueueNotFound) {
+		if _, qerr := s.queues(); qerr != nil {
+			return nil, qerr
+		}
+		ti, err = s.insp.GetTaskInfo(queue, id)
+	}
+	return ti, err
 }

@@ -311,7 +311,7 @@ func (s *Server) taskPage(w http.ResponseWriter, r *http.Request) error {
 	if !tasks.KnownQueue(queue) {
 		return newProblem(http.StatusNotFound, "There is no such queue.")
 	}
-	ti, err := s.insp.GetTaskInfo(queue, id)
+	ti, err := s.taskInfo(queue, id)
 	if err != nil {
 		p := classify(err)
 		if p.Status == http.StatusNotFound {
