@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -252,18 +251,11 @@ type queueJSON struct {
 }
 
 func (s *Server) queueStats() ([]queueJSON, error) {
-	// asynq only knows a queue once a task was put on it; report the others
-	// as empty rather than as errors.
-	existing, err := s.queues()
-	if err != nil {
-		return nil, fmt.Errorf("list queues: %w", err)
+	if err := s.registerQueues(); err != nil {
+		return nil, err
 	}
 	var out []queueJSON
 	for _, q := range tasks.Queues() {
-		if !slices.Contains(existing, q) {
-			out = append(out, queueJSON{Queue: q})
-			continue
-		}
 		qi, err := s.insp.GetQueueInfo(q)
 		if err != nil {
 			return nil, fmt.Errorf("queue %s: %w", q, err)

@@ -86,14 +86,10 @@ func (s *Server) list(q listQuery) (taskPage, error) {
 	limit := q.Page * q.PageSize
 	var all []*asynq.TaskInfo
 	total := 0
-	existing, err := s.queues()
-	if err != nil {
-		return taskPage{}, fmt.Errorf("list queues: %w", err)
+	if err := s.registerQueues(); err != nil {
+		return taskPage{}, err
 	}
 	for _, queue := range q.Queues {
-		if !slices.Contains(existing, queue) {
-			continue
-		}
 		qi, err := s.insp.GetQueueInfo(queue)
 		if err != nil {
 			return taskPage{}, fmt.Errorf("queue %s: %w", queue, err)
@@ -252,25 +248,26 @@ func (s *Server) finishedTasks(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]any{"finished_tasks": out, "total": page.Total})
 }
 
-// queues returns the queues asynq knows. asynq registers a queue in the set
-// "asynq:queues" only the first time a process enqueues to it, so after
-// Redis lost its data (a restart without persistence, a failover) the set
-// can lack queues that hold tasks; ours are fixed, so register them again.
-func (s *Server) queues() ([]string, error) {
+// registerQueues puts our queues in asynq's set of queues, which is what
+// its inspector reads them from. asynq adds a queue there only the first
+// time a process enqueues to it, so an empty queue would be "not found",
+// and after Redis lost its data (a restart without persistence, a
+// failover) queues holding new tasks would look empty. Ours are fixed.
+func (s *Server) registerQueues() error {
 	ctx, cancel := context.WithTimeout(context.Background(), redisconn.ReadTimeout)
 	defer cancel()
 	if err := s.redis.SAdd(ctx, "asynq:queues", tasks.QueueHigh, tasks.QueueDefault, tasks.QueueLow).Err(); err != nil {
-		return nil, fmt.Errorf("register queues: %w", err)
+		return fmt.Errorf("register queues: %w", err)
 	}
-	return s.insp.Queues()
+	return nil
 }
 
 // taskInfo is Inspector.GetTaskInfo, registering our queues again when asynq
-// says the queue does not exist (see queues).
+// says the queue does not exist (see registerQueues).
 func (s *Server) taskInfo(queue, id string) (*asynq.TaskInfo, error) {
 	ti, err := s.insp.GetTaskInfo(queue, id)
 	if errors.Is(err, asynq.ErrQueueNotFound) {
-		if _, qerr := s.queues(); qerr != nil {
+		if qerr := s.registerQueues(); qerr != nil {
 			return nil, qerr
 		}
 		ti, err = s.insp.GetTaskInfo(queue, id)

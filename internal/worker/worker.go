@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -181,15 +180,4 @@ func (w *Worker) Run(ctx context.Context, ln net.Listener) error {
 	}
 	w.log.Info("worker stopped")
 	return nil
-}
-
-// Queues returns the configured queue names, highest priority first.
-func (w *Worker) Queues() []string {
-	var out []string
-	for _, q := range tasks.Queues() {
-		if _, ok := w.cfg.Queues[q]; ok {
-			out = append(out, q)
-		}
-	}
-	return slices.Clip(out)
 }
