@@ -81,31 +81,11 @@ func securityHeaders(h http.Handler) http.Handler {
 // nothing, so without this a broken page leaves no trace on the server.
 func logServerErrors(h http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		sw := telemetry.NewStatusRecorder(w)
 		h.ServeHTTP(sw, r)
-		if sw.code >= 500 {
+		if sw.Code() >= 500 {
 			log.WarnContext(r.Context(), "dashboard request failed",
-				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.code))
+				slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", sw.Code()))
 		}
 	})
 }
-
-type statusWriter struct {
-	http.ResponseWriter
-	code        int
-	wroteHeader bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wroteHeader {
-		w.code, w.wroteHeader = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wroteHeader = true
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

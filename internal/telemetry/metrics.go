@@ -98,10 +98,10 @@ func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
 func (m *HTTPMetrics) Wrap(route string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		sw := NewStatusRecorder(w)
 		h.ServeHTTP(sw, r)
 		method := boundedMethod(r.Method)
-		m.requests.WithLabelValues(method, route, strconv.Itoa(sw.code)).Inc()
+		m.requests.WithLabelValues(method, route, strconv.Itoa(sw.Code())).Inc()
 		ObserveWithExemplar(r.Context(), m.duration.WithLabelValues(method, route), time.Since(start).Seconds())
 	})
 }
@@ -115,23 +115,32 @@ func boundedMethod(m string) string {
 	return "OTHER"
 }
 
-type statusWriter struct {
+// StatusRecorder is a ResponseWriter that remembers the status code sent.
+type StatusRecorder struct {
 	http.ResponseWriter
 	code        int
 	wroteHeader bool
 }
 
-func (w *statusWriter) WriteHeader(code int) {
+// NewStatusRecorder wraps w; the code is 200 until a handler sets another.
+func NewStatusRecorder(w http.ResponseWriter) *StatusRecorder {
+	return &StatusRecorder{ResponseWriter: w, code: http.StatusOK}
+}
+
+// Code is the status code sent (or 200).
+func (w *StatusRecorder) Code() int { return w.code }
+
+func (w *StatusRecorder) WriteHeader(code int) {
 	if !w.wroteHeader {
 		w.code, w.wroteHeader = code, true
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *statusWriter) Write(b []byte) (int, error) {
+func (w *StatusRecorder) Write(b []byte) (int, error) {
 	w.wroteHeader = true
 	return w.ResponseWriter.Write(b)
 }
 
 // Unwrap lets http.ResponseController reach Flush for server-sent events.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *StatusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
