@@ -41,8 +41,10 @@ func TestProdRefusesToStartWithoutRealCredentials(t *testing.T) {
 	t.Parallel()
 	base := map[string]string{
 		"APP_ENV": "prod", "REDIS_URL": "redis://127.0.0.1:1/0", "REDIS_PASSWORD": redisPassword,
-		// A port that must never be bound: the check runs before listening.
-		"MONITOR_ADDR": "127.0.0.1:1",
+		// Were the check to pass, listening here would fail too (the test
+		// holds the port, whatever the user): the refusal must say
+		// MONITOR_PASSWORD, and Refusal fails the test if run starts.
+		"MONITOR_ADDR": testsupport.HeldPort(t),
 	}
 	tests := []struct {
 		name string
@@ -66,7 +68,9 @@ func TestProdRefusesToStartWithoutRealCredentials(t *testing.T) {
 				env[k] = v
 			}
 			var stderr syncBuffer
-			err := run(context.Background(), nil, envOf(env), &stderr, &stderr)
+			err := testsupport.Refusal(t, 10*time.Second, "monitor in prod with "+tt.name, func(ctx context.Context) error {
+				return run(ctx, nil, envOf(env), &stderr, &stderr)
+			})
 			if err == nil {
 				t.Fatal("run started in prod without real credentials")
 			}
@@ -134,8 +138,13 @@ func TestRunWithoutCredentialsSaysSo(t *testing.T) {
 	}()
 	testsupport.WaitHTTP(t, nil, "http://"+addr+"/healthz", 10*time.Second)
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("run did not return after its context was cancelled")
 	}
 	if !strings.Contains(stderr.String(), "authentication is OFF") {
 		t.Errorf("dev without credentials does not warn:\n%s", stderr.String())
@@ -144,7 +153,9 @@ func TestRunWithoutCredentialsSaysSo(t *testing.T) {
 
 func TestUnknownSubcommand(t *testing.T) {
 	t.Parallel()
-	err := run(context.Background(), []string{"serve"}, envOf(nil), &syncBuffer{}, &syncBuffer{})
+	err := testsupport.Refusal(t, 10*time.Second, "monitor serve", func(ctx context.Context) error {
+		return run(ctx, []string{"serve"}, envOf(nil), &syncBuffer{}, &syncBuffer{})
+	})
 	if err == nil || !strings.Contains(err.Error(), "healthcheck") {
 		t.Errorf("run(serve) = %v, want an error naming the known subcommand", err)
 	}

@@ -5,13 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
-
-	"taskstack/internal/tasks"
 )
+
+// validRootPath is what MONITOR_ROOT_PATH may be, without its trailing slash.
+var validRootPath = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)*$`)
 
 // Environment names.
 const (
@@ -28,6 +30,8 @@ type Common struct {
 	// OTLPEndpoint is set when traces should be exported; the SDK reads the
 	// other OTEL_* variables itself.
 	OTLPEndpoint string
+	// OTLPProtocol is "http/protobuf" or "grpc".
+	OTLPProtocol string
 }
 
 // Redis names the Redis deployment.
@@ -87,7 +91,14 @@ func loadCommon(e *env, defaultRedisURL string) Common {
 	if tr := e.Passthrough("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "OTLP endpoint for traces only (overrides the above)"); tr != "" && c.OTLPEndpoint == "" {
 		c.OTLPEndpoint = tr
 	}
-	e.Passthrough("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "http/protobuf or grpc")
+	c.OTLPProtocol = e.Enum("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf", "http/protobuf or grpc", "http/protobuf", "grpc")
+	if p := e.String("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "", "http/protobuf or grpc for traces only (overrides the above)"); p != "" {
+		if p != "http/protobuf" && p != "grpc" {
+			e.fail("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "%q is not one of http/protobuf, grpc", p)
+		} else {
+			c.OTLPProtocol = p
+		}
+	}
 	e.Passthrough("OTEL_SERVICE_NAME", "", "service name on traces (defaults to the binary name)")
 	e.Passthrough("OTEL_TRACES_SAMPLER", "parentbased_always_on", "OpenTelemetry sampler, e.g. parentbased_traceidratio")
 	e.Passthrough("OTEL_TRACES_SAMPLER_ARG", "", "sampler argument, e.g. 0.1")
@@ -210,7 +221,9 @@ func loadWorker(e *env) Worker {
 	return c
 }
 
-// ParseQueues parses "high:6,default:3,low:1". Names must be catalogue queues.
+// ParseQueues parses "high:6,default:3,low:1" (a missing weight is 1).
+// It checks the syntax only: which queue names exist is the task
+// catalogue's business, checked where the worker is wired.
 func ParseQueues(raw string) (map[string]int, error) {
 	out := map[string]int{}
 	for part := range strings.SplitSeq(raw, ",") {
@@ -223,8 +236,8 @@ func ParseQueues(raw string) (map[string]int, error) {
 			w = "1"
 		}
 		name = strings.TrimSpace(name)
-		if !tasks.KnownQueue(name) {
-			return nil, fmt.Errorf("unknown queue %q (known: %s)", name, strings.Join(tasks.Queues(), ", "))
+		if name == "" {
+			return nil, fmt.Errorf("empty queue name in %q", part)
 		}
 		n, err := strconv.Atoi(strings.TrimSpace(w))
 		if err != nil || n < 1 || n > 1000 {
@@ -247,9 +260,10 @@ type Monitor struct {
 	Addr          string
 	RootPath      string
 	Username      string
-	Password      string
-	ReadOnly      bool
-	PrometheusURL string
+	Password        string
+	ReadOnly        bool
+	PrometheusURL   string
+	ShutdownTimeout time.Duration
 }
 
 // LoadMonitor reads the monitor's configuration.
@@ -262,15 +276,18 @@ func LoadMonitor(getenv func(string) string) (Monitor, error) {
 func loadMonitor(e *env) Monitor {
 	c := Monitor{Common: loadCommon(e, "redis://localhost:6379/0")}
 	c.Addr = e.Addr("MONITOR_ADDR", ":8081", "listen address of the asynqmon dashboard")
-	c.RootPath = e.String("MONITOR_ROOT_PATH", "/", "path prefix of the dashboard, e.g. /monitor")
-	if !strings.HasPrefix(c.RootPath, "/") {
-		e.fail("MONITOR_ROOT_PATH", "%q must start with /", c.RootPath)
+	c.RootPath = strings.TrimSuffix(e.String("MONITOR_ROOT_PATH", "/", "path prefix of the dashboard, e.g. /monitor"), "/")
+	if !validRootPath.MatchString(c.RootPath) {
+		// It becomes part of ServeMux patterns, where "{" or a space would
+		// change their meaning.
+		e.fail("MONITOR_ROOT_PATH", "%q must be / or /segments of letters, digits, '-', '_', '.', '~'", c.RootPath+"/")
+		c.RootPath = ""
 	}
-	c.RootPath = strings.TrimSuffix(c.RootPath, "/")
 	c.Username = e.String("MONITOR_USERNAME", "", "basic-auth user of the dashboard (required in prod)")
 	c.Password = e.Secret("MONITOR_PASSWORD", "basic-auth password of the dashboard (required in prod)")
 	c.ReadOnly = e.Bool("MONITOR_READ_ONLY", c.Prod(), "refuse every mutating dashboard call (default true in prod)")
 	c.PrometheusURL = e.URL("MONITOR_PROMETHEUS_URL", "Prometheus base URL for the dashboard's metrics view")
+	c.ShutdownTimeout = e.Duration("MONITOR_SHUTDOWN_TIMEOUT", 15*time.Second, time.Second, 5*time.Minute, "how long in-flight dashboard requests may take to finish on SIGTERM (above the metrics view's 10s Prometheus timeout)")
 	if (c.Username == "") != (c.Password == "") {
 		e.fail("MONITOR_PASSWORD", "MONITOR_USERNAME and MONITOR_PASSWORD must be set together")
 	}

@@ -44,7 +44,13 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		{"bad addr", map[string]string{"APP_ADDR": "8080"}, loadAppErr, "APP_ADDR"},
 		{"bad retention", map[string]string{"TASK_RETENTION": "a day"}, loadAppErr, "TASK_RETENTION"},
 		{"bad monitor url", map[string]string{"APP_MONITOR_URL": "monitor"}, loadAppErr, "APP_MONITOR_URL"},
-		{"bad queues", map[string]string{"WORKER_QUEUES": "high:6,urgent:1"}, loadWorkerErr, "WORKER_QUEUES"},
+		{"bad queues", map[string]string{"WORKER_QUEUES": "high:6,:1"}, loadWorkerErr, "WORKER_QUEUES"},
+		{"duplicate queue", map[string]string{"WORKER_QUEUES": "high:6,high:1"}, loadWorkerErr, "WORKER_QUEUES"},
+		{"bad root path", map[string]string{"MONITOR_ROOT_PATH": "/a{b}"}, loadMonitorErr, "MONITOR_ROOT_PATH"},
+		{"relative root path", map[string]string{"MONITOR_ROOT_PATH": "monitor"}, loadMonitorErr, "MONITOR_ROOT_PATH"},
+		{"bad monitor shutdown", map[string]string{"MONITOR_SHUTDOWN_TIMEOUT": "soon"}, loadMonitorErr, "MONITOR_SHUTDOWN_TIMEOUT"},
+		{"bad otlp protocol", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, loadAppErr, "OTEL_EXPORTER_OTLP_PROTOCOL"},
+		{"bad otlp traces protocol", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "udp"}, loadAppErr, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"},
 		{"bad weight", map[string]string{"WORKER_QUEUES": "high:x"}, loadWorkerErr, "WORKER_QUEUES"},
 		{"bad strict", map[string]string{"WORKER_STRICT_PRIORITY": "yes please"}, loadWorkerErr, "WORKER_STRICT_PRIORITY"},
 		{"bad concurrency", map[string]string{"WORKER_CONCURRENCY": "0"}, loadWorkerErr, "WORKER_CONCURRENCY"},
@@ -133,7 +139,7 @@ func TestParseQueues(t *testing.T) {
 	if diff := cmp.Diff(map[string]int{"high": 10, "low": 1}, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	for _, bad := range []string{"", "high:0", "high:6,high:1", "critical:1"} {
+	for _, bad := range []string{"", "high:0", "high:6,high:1", ":1", "high:1001", "high:x"} {
 		if _, err := ParseQueues(bad); err == nil {
 			t.Errorf("ParseQueues(%q) = nil error", bad)
 		}

@@ -130,7 +130,7 @@ func (e *env) URL(name, help string) string {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		e.fail(name, "%q is not an absolute http(s) URL", raw)
+		e.fail(name, "%q is not an absolute http(s) URL", Redact(raw))
 		return ""
 	}
 	return raw
@@ -149,4 +149,23 @@ func (e *env) Addr(name, def, help string) string {
 		return def
 	}
 	return v
+}
+
+// Redact hides the user information of a URL ("https://user:xxxxx@host"),
+// also in strings that do not parse as one, so that no error or log line
+// ever carries a password.
+func Redact(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		return u.String()
+	}
+	// Unparsable: cut everything between the scheme and the last '@'.
+	if i := strings.Index(raw, "://"); i >= 0 {
+		if j := strings.LastIndex(raw, "@"); j > i {
+			return raw[:i+3] + "xxxxx" + raw[j:]
+		}
+	}
+	return raw
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -136,16 +135,4 @@ func (memoryUsageFix) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 func sha1Hex(s string) string {
 	h := sha1.Sum([]byte(s))
 	return hex.EncodeToString(h[:])
-}
-
-// fixedConnOpt makes the Redis clients asynqmon builds for itself carry the
-// hook: asynqmon only accepts connection options, not a client.
-type fixedConnOpt struct{ asynq.RedisConnOpt }
-
-func (o fixedConnOpt) MakeRedisClient() any {
-	c := o.RedisConnOpt.MakeRedisClient()
-	if h, ok := c.(interface{ AddHook(redis.Hook) }); ok {
-		h.AddHook(memoryUsageFix{})
-	}
-	return c
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -16,30 +15,36 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"taskstack/internal/config"
 	"taskstack/internal/redisconn"
 )
 
-// validRootPath keeps MONITOR_ROOT_PATH a plain path: it becomes part of
-// ServeMux patterns, where "{" or a space would change their meaning.
-var validRootPath = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)*$`)
-
-// Options builds a Monitor.
+// Options build a Monitor.
 type Options struct {
-	Config config.Monitor
-	Logger *slog.Logger
-	// Registry receives the asynq queue collector; /metrics serves it.
-	Registry *prometheus.Registry
+	// Redis names the deployment. The monitor opens its own clients, and
+	// asynqmon builds more from it: every one carries the memory-usage fix.
+	Redis redisconn.Options
+	// RootPath is the dashboard's path prefix without its trailing slash
+	// ("" for /); checked where it is configured.
+	RootPath string
+	// Username and Password protect the dashboard; empty means open (dev).
+	Username, Password string
+	// ReadOnly refuses every mutating dashboard call.
+	ReadOnly bool
+	// PrometheusURL backs the dashboard's metrics view ("" turns it off).
+	PrometheusURL string
 	// PrometheusTimeout bounds the metrics view's queries
 	// (DefaultPrometheusTimeout when zero).
 	PrometheusTimeout time.Duration
+
+	Logger *slog.Logger
+	// Registry receives the asynq queue collector.
+	Registry prometheus.Registerer
 }
 
 // Monitor is the dashboard handler and the Redis connections it owns.
 type Monitor struct {
-	cfg       config.Monitor
+	o         Options
 	log       *slog.Logger
-	registry  *prometheus.Registry
 	redis     redis.UniversalClient
 	inspector *asynq.Inspector
 	dash      *asynqmon.HTTPHandler
@@ -48,8 +53,7 @@ type Monitor struct {
 }
 
 // New connects to Redis, registers the queue collector on o.Registry and
-// builds the handler. Nothing is served until the handler is; Close releases
-// the connections.
+// builds the dashboard handler. Close releases the connections.
 func New(o Options) (*Monitor, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -60,28 +64,22 @@ func New(o Options) (*Monitor, error) {
 	if o.PrometheusTimeout <= 0 {
 		o.PrometheusTimeout = DefaultPrometheusTimeout
 	}
-	cfg := o.Config
-	cfg.RootPath = strings.TrimSuffix(cfg.RootPath, "/")
-	if !validRootPath.MatchString(cfg.RootPath) {
-		return nil, fmt.Errorf("monitor: root path %q must be empty or /segments of letters, digits, '-', '_', '.'", cfg.RootPath)
-	}
-	connOpt, err := redisconn.ConnOpt(cfg.Redis)
+	o.RootPath = strings.TrimSuffix(o.RootPath, "/")
+	connOpt, err := redisconn.ConnOpt(o.Redis, memoryUsageFix{})
 	if err != nil {
 		return nil, err
 	}
-	rc, err := redisconn.Open(cfg.Redis, nil)
+	rc, err := redisconn.Open(o.Redis, memoryUsageFix{})
 	if err != nil {
 		return nil, err
 	}
-	rc.AddHook(memoryUsageFix{})
 	m := &Monitor{
-		cfg:       cfg,
+		o:         o,
 		log:       o.Logger,
-		registry:  o.Registry,
 		redis:     rc,
 		inspector: asynq.NewInspectorFromRedisClient(rc),
 		prom: &promMetrics{
-			base:    strings.TrimSuffix(cfg.PrometheusURL, "/"),
+			base:    strings.TrimSuffix(o.PrometheusURL, "/"),
 			client:  &http.Client{Timeout: o.PrometheusTimeout},
 			timeout: o.PrometheusTimeout,
 			now:     time.Now,
@@ -92,52 +90,39 @@ func New(o Options) (*Monitor, error) {
 		return nil, fmt.Errorf("monitor: register queue collector: %w", err)
 	}
 	m.dash = asynqmon.New(asynqmon.Options{
-		RootPath:          cfg.RootPath,
-		RedisConnOpt:      fixedConnOpt{connOpt},
-		PrometheusAddress: cfg.PrometheusURL,
-		ReadOnly:          cfg.ReadOnly,
+		RootPath:          o.RootPath,
+		RedisConnOpt:      connOpt,
+		PrometheusAddress: o.PrometheusURL,
+		ReadOnly:          o.ReadOnly,
 	})
 	m.handler = m.routes()
 	return m, nil
 }
 
-// ServeHTTP serves the dashboard, /metrics, /healthz and /readyz.
+// ServeHTTP serves the dashboard under the root path.
 func (m *Monitor) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.handler.ServeHTTP(w, r) }
 
-// RootPath is the dashboard's path prefix without its trailing slash
-// ("" when it is served at /).
-func (m *Monitor) RootPath() string { return m.cfg.RootPath }
+// Redis is the monitor's own client (for readiness).
+func (m *Monitor) Redis() redis.UniversalClient { return m.redis }
 
-// AuthEnabled reports whether the dashboard asks for credentials.
-func (m *Monitor) AuthEnabled() bool { return m.cfg.Username != "" }
+// Ping reports whether Redis answers.
+func (m *Monitor) Ping(ctx context.Context) error { return redisconn.Ping(ctx, m.redis, time.Second) }
 
 // Close releases asynqmon's and the monitor's Redis connections.
 func (m *Monitor) Close() error {
 	return errors.Join(m.dash.Close(), m.redis.Close())
 }
 
-// ShutdownTimeout is how long in-flight dashboard requests get on SIGTERM;
-// above the Prometheus timeout so a metrics refresh can finish.
-const ShutdownTimeout = 15 * time.Second
-
-// LogStart logs where the dashboard is and how it is protected; with no
-// credentials (dev only: prod refuses to start) it says so loudly.
-func (m *Monitor) LogStart(ctx context.Context, log *slog.Logger, msg, addr string) {
-	url := "http://" + displayAddr(addr) + m.cfg.RootPath + "/"
-	log.InfoContext(ctx, msg, slog.String("addr", addr), slog.String("dashboard", url),
-		slog.Bool("auth", m.AuthEnabled()), slog.Bool("read_only", m.cfg.ReadOnly),
-		slog.Bool("prometheus", m.cfg.PrometheusURL != ""), slog.String("env", m.cfg.Env))
-	if !m.AuthEnabled() {
-		log.WarnContext(ctx, "monitor authentication is OFF: anyone who can reach "+url+" can see and change tasks; set MONITOR_USERNAME and MONITOR_PASSWORD (required with APP_ENV=prod)")
+// LogStart logs where the dashboard is (its URL) and how it is protected;
+// with no credentials (dev only: prod refuses to start) it says so loudly.
+func (m *Monitor) LogStart(ctx context.Context, addr, url string) {
+	m.log.InfoContext(ctx, "monitor listening", slog.String("addr", addr), slog.String("dashboard", url),
+		slog.Bool("auth", m.o.Username != ""), slog.Bool("read_only", m.o.ReadOnly),
+		slog.Bool("prometheus", m.o.PrometheusURL != ""))
+	if m.o.Username == "" {
+		m.log.WarnContext(ctx, "monitor authentication is OFF: anyone who can reach "+url+" can see and change tasks; set MONITOR_USERNAME and MONITOR_PASSWORD (required with APP_ENV=prod)")
 	}
-	if m.cfg.PrometheusURL == "" {
-		log.InfoContext(ctx, "monitor metrics view is off: set MONITOR_PROMETHEUS_URL to a Prometheus that scrapes this /metrics")
+	if m.o.PrometheusURL == "" {
+		m.log.InfoContext(ctx, "monitor metrics view is off: set MONITOR_PROMETHEUS_URL to a Prometheus that scrapes this /metrics")
 	}
-}
-
-func displayAddr(addr string) string {
-	if strings.HasPrefix(addr, ":") {
-		return "localhost" + addr
-	}
-	return addr
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +16,8 @@ import (
 
 	"taskstack/internal/config"
 	"taskstack/internal/monitor"
+	"taskstack/internal/redisconn"
+	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 	"taskstack/internal/telemetry"
 	"taskstack/internal/testsupport"
@@ -34,7 +35,7 @@ type bundle struct {
 	root      string // MONITOR_ROOT_PATH as configured, trailing slash trimmed
 	redis     *testsupport.Redis
 	rdb       *redis.Client
-	enq       *tasks.Enqueuer
+	store     *store.Store
 	inspector *asynq.Inspector
 	registry  *prometheus.Registry
 }
@@ -67,17 +68,22 @@ func setupOpts(t *testing.T, env map[string]string, o monitor.Options) *bundle {
 
 func setupWith(t *testing.T, r *testsupport.Redis, cfg config.Monitor, o monitor.Options) *bundle {
 	t.Helper()
-	o.Config = cfg
-	o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, nil))
-	if o.Registry == nil {
-		// What the binary uses: Go and process collectors included.
-		o.Registry = telemetry.NewRegistry(telemetry.Build{Version: "test"})
-	}
+	o.Redis = redisconn.Options{URL: cfg.Redis.URL, Password: cfg.Redis.Password}
+	o.RootPath, o.Username, o.Password = cfg.RootPath, cfg.Username, cfg.Password
+	o.ReadOnly, o.PrometheusURL = cfg.ReadOnly, cfg.PrometheusURL
+	o.Logger = slog.New(slog.NewTextHandler(testsupport.NewLogBuffer(t), nil))
+	// What the binary uses: Go and process collectors included.
+	reg := telemetry.NewRegistry(telemetry.Build{Version: "test"})
+	o.Registry = reg
 	mon, err := monitor.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(mon)
+	// The dashboard and, as the binary serves it beside, /metrics.
+	mux := http.NewServeMux()
+	mux.Handle("/", mon)
+	mux.Handle("GET /metrics", telemetry.MetricsHandler(reg))
+	srv := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		srv.Close()
 		if err := mon.Close(); err != nil {
@@ -85,12 +91,11 @@ func setupWith(t *testing.T, r *testsupport.Redis, cfg config.Monitor, o monitor
 		}
 	})
 	rdb := r.Client(t)
-	client := asynq.NewClientFromRedisClient(rdb)
 	inspector := asynq.NewInspectorFromRedisClient(rdb)
 	return &bundle{
 		url: srv.URL, root: cfg.RootPath, redis: r, rdb: rdb,
-		enq:       tasks.NewEnqueuer(client, tasks.NewCatalogue(), nil, time.Hour),
-		inspector: inspector, registry: o.Registry,
+		store:     store.New(store.Options{Redis: rdb, Retention: time.Hour, Queues: tasks.Queues()}),
+		inspector: inspector, registry: reg,
 	}
 }
 
@@ -98,14 +103,17 @@ func setupWith(t *testing.T, r *testsupport.Redis, cfg config.Monitor, o monitor
 func (b *bundle) enqueue(t *testing.T, queue string, n int) []string {
 	t.Helper()
 	var ids []string
+	cat := tasks.NewCatalogue()
 	for range n {
-		req := tasks.NewEchoTask("x", 0)
-		req.Queue = queue
-		info, err := b.enq.Enqueue(context.Background(), req)
+		p, err := cat.Prepare(tasks.Request{Type: tasks.TypeEcho, Payload: []byte(`{"arg":"x","sleep":"0s"}`), Queue: queue})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, info.ID)
+		e, err := b.store.Enqueue(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
 	}
 	return ids
 }
@@ -174,11 +182,4 @@ func (b *bundle) queues(t *testing.T) (int, map[string]queueSnapshot, string) {
 		out[q.Queue] = q
 	}
 	return code, out, string(body)
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(b []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(b), "\n"))
-	return len(b), nil
 }

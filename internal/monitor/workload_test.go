@@ -9,12 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hibiken/asynq"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"taskstack/internal/config"
+	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 	"taskstack/internal/worker"
 )
@@ -28,13 +27,14 @@ func TestLiveWorkload(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
 
-	wcfg, err := config.LoadWorker(func(k string) string {
-		return map[string]string{"REDIS_URL": b.redis.URL, "WORKER_CONCURRENCY": "10"}[k]
+	w, err := worker.New(worker.Options{
+		Queues: map[string]int{"high": 6, "default": 3, "low": 1}, Concurrency: 10,
+		TaskCheckInterval: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		Redis: b.redis.Client(t), Catalogue: tasks.NewCatalogue(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := worker.New(worker.Options{Config: wcfg, Redis: b.redis.Client(t), Catalogue: tasks.NewCatalogue()})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -42,18 +42,22 @@ func TestLiveWorkload(t *testing.T) {
 
 	// Short retention: completed tasks' hashes expire during the run while
 	// their IDs wait in the completed set for asynq's janitor.
-	enq := tasks.NewEnqueuer(asynqClient(t, b), tasks.NewCatalogue(), nil, time.Second)
+	st := store.New(store.Options{Redis: b.rdb, Retention: time.Second, Queues: tasks.Queues()})
+	cat := tasks.NewCatalogue()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		queues := tasks.Queues()
 		for i := 0; ctx.Err() == nil; i++ {
-			req := tasks.NewEchoTask(fmt.Sprint(i), 0)
-			req.Queue = queues[i%len(queues)]
+			req := tasks.Request{Type: tasks.TypeEcho, Payload: []byte(`{"arg":"` + fmt.Sprint(i) + `","sleep":"0s"}`), Queue: queues[i%len(queues)]}
 			if i%7 == 0 {
 				req = tasks.Request{Type: tasks.TypeFail, Queue: queues[i%len(queues)]}
 			}
-			if _, err := enq.Enqueue(ctx, req); err != nil && ctx.Err() == nil {
+			p, err := cat.Prepare(req)
+			if err == nil {
+				_, err = st.Enqueue(ctx, p)
+			}
+			if err != nil && ctx.Err() == nil {
 				t.Errorf("enqueue: %v", err)
 				return
 			}
@@ -111,10 +115,4 @@ func parseMetrics(t *testing.T, text []byte) map[string]*dto.MetricFamily {
 		t.Fatalf("parse /metrics: %v", err)
 	}
 	return fams
-}
-
-func asynqClient(t *testing.T, b *bundle) *asynq.Client {
-	t.Helper()
-	c := asynq.NewClientFromRedisClient(b.redis.Client(t))
-	return c
 }

@@ -1,90 +1,169 @@
-// Package redisconn turns the configured Redis URL into the go-redis client
-// and asynq connection options every binary uses, so app, worker and monitor
-// reach Redis the same way (single node, Sentinel or Cluster, TLS, password).
+// Package redisconn turns a Redis URL into the go-redis client (and, for
+// asynqmon, the asynq connection options) every binary uses, so app, worker
+// and monitor reach Redis the same way: single node, Sentinel or Cluster,
+// TLS, password. It knows nothing of the environment: callers fill Options.
 package redisconn
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
-
-	"taskstack/internal/config"
 )
 
-// Timeouts keep a dead Redis from hanging requests.
+// Default timeouts keep a dead Redis from hanging requests.
 const (
-	DialTimeout  = 2 * time.Second
-	ReadTimeout  = 3 * time.Second
-	WriteTimeout = 3 * time.Second
+	DefaultDialTimeout  = 2 * time.Second
+	DefaultReadTimeout  = 3 * time.Second
+	DefaultWriteTimeout = 3 * time.Second
 )
 
-// ConnOpt returns asynq's connection options for cfg.
-func ConnOpt(cfg config.Redis) (asynq.RedisConnOpt, error) {
-	if len(cfg.ClusterAddrs) > 0 {
-		o := asynq.RedisClusterClientOpt{
-			Addrs: cfg.ClusterAddrs, Password: cfg.Password,
-			DialTimeout: DialTimeout, ReadTimeout: ReadTimeout, WriteTimeout: WriteTimeout,
-		}
-		if cfg.URL != "" {
-			base, err := asynq.ParseRedisURI(cfg.URL)
-			if err != nil {
-				return nil, fmt.Errorf("REDIS_URL: %w", err)
-			}
-			if b, ok := base.(asynq.RedisClientOpt); ok {
-				o.TLSConfig = b.TLSConfig
-				o.Username = b.Username
-				if o.Password == "" {
-					o.Password = b.Password
-				}
-			}
-		}
-		return o, nil
-	}
-	opt, err := asynq.ParseRedisURI(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("REDIS_URL: %w", err)
-	}
-	switch o := opt.(type) {
-	case asynq.RedisClientOpt:
-		if cfg.Password != "" {
-			o.Password = cfg.Password
-		}
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = DialTimeout, ReadTimeout, WriteTimeout
-		return o, nil
-	case asynq.RedisFailoverClientOpt:
-		if cfg.Password != "" {
-			o.Password = cfg.Password
-		}
-		o.DialTimeout, o.ReadTimeout, o.WriteTimeout = DialTimeout, ReadTimeout, WriteTimeout
-		return o, nil
-	}
-	return opt, nil
+// Options name a Redis deployment and how to talk to it.
+type Options struct {
+	// URL is redis://, rediss:// (TLS), redis-socket:// or
+	// redis-sentinel://host:port,host:port?master=name.
+	URL string
+	// Password, when set, overrides the one in URL.
+	Password string
+	// ClusterAddrs, when set, selects Redis Cluster with these seeds; URL
+	// then only contributes its scheme (TLS) and user.
+	ClusterAddrs []string
+
+	// Zero means the Default* values.
+	DialTimeout, ReadTimeout, WriteTimeout time.Duration
+	// PoolSize is go-redis's pool size per node (0: its default, 10 per CPU).
+	PoolSize int
 }
 
-// Open returns a go-redis client for cfg. When tp is not nil, every command
-// becomes a client span (use it where commands run inside a request, not for
-// a worker's idle polling).
-func Open(cfg config.Redis, tp trace.TracerProvider) (redis.UniversalClient, error) {
-	opt, err := ConnOpt(cfg)
+// Mode is the kind of deployment Options name.
+type Mode string
+
+// The three deployments.
+const (
+	Single   Mode = "single"
+	Sentinel Mode = "sentinel"
+	Cluster  Mode = "cluster"
+)
+
+// Resolved is Options turned into go-redis options: exactly one of Single,
+// Sentinel and Cluster is set, as Mode says.
+type Resolved struct {
+	Mode     Mode
+	Single   *redis.Options
+	Sentinel *redis.FailoverOptions
+	Cluster  *redis.ClusterOptions
+}
+
+// Resolve parses o. Every client it describes honours its context's
+// deadline (ContextTimeoutEnabled), so a request's timeout reaches Redis.
+func Resolve(o Options) (Resolved, error) {
+	dial := cmpDur(o.DialTimeout, DefaultDialTimeout)
+	read := cmpDur(o.ReadTimeout, DefaultReadTimeout)
+	write := cmpDur(o.WriteTimeout, DefaultWriteTimeout)
+
+	var parsed asynq.RedisConnOpt
+	if o.URL != "" {
+		p, err := asynq.ParseRedisURI(o.URL)
+		if err != nil {
+			return Resolved{}, fmt.Errorf("redis URL %s: %w", Redact(o.URL), unwrapURLError(err))
+		}
+		parsed = p
+	}
+	if len(o.ClusterAddrs) > 0 {
+		c := &redis.ClusterOptions{
+			Addrs: o.ClusterAddrs, Password: o.Password,
+			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
+			PoolSize: o.PoolSize, ContextTimeoutEnabled: true,
+		}
+		if b, ok := parsed.(asynq.RedisClientOpt); ok {
+			c.TLSConfig, c.Username = b.TLSConfig, b.Username
+			if c.Password == "" {
+				c.Password = b.Password
+			}
+		}
+		return Resolved{Mode: Cluster, Cluster: c}, nil
+	}
+	switch p := parsed.(type) {
+	case asynq.RedisClientOpt:
+		s := &redis.Options{
+			Network: p.Network, Addr: p.Addr, Username: p.Username, Password: p.Password, DB: p.DB,
+			TLSConfig:   p.TLSConfig,
+			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
+			PoolSize: o.PoolSize, ContextTimeoutEnabled: true,
+		}
+		if o.Password != "" {
+			s.Password = o.Password
+		}
+		return Resolved{Mode: Single, Single: s}, nil
+	case asynq.RedisFailoverClientOpt:
+		f := &redis.FailoverOptions{
+			MasterName: p.MasterName, SentinelAddrs: p.SentinelAddrs, SentinelPassword: p.SentinelPassword,
+			Username: p.Username, Password: p.Password, DB: p.DB, TLSConfig: p.TLSConfig,
+			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
+			PoolSize: o.PoolSize, ContextTimeoutEnabled: true,
+		}
+		if o.Password != "" {
+			f.Password = o.Password
+		}
+		return Resolved{Mode: Sentinel, Sentinel: f}, nil
+	case nil:
+		return Resolved{}, errors.New("redis: no URL and no cluster addresses")
+	}
+	return Resolved{}, fmt.Errorf("redis: unsupported connection options %T", parsed)
+}
+
+// NewClient returns a new client for r.
+func (r Resolved) NewClient() redis.UniversalClient {
+	switch r.Mode {
+	case Sentinel:
+		return redis.NewFailoverClient(r.Sentinel)
+	case Cluster:
+		return redis.NewClusterClient(r.Cluster)
+	}
+	return redis.NewClient(r.Single)
+}
+
+// Open returns a client for o with hooks added (hooks see every command).
+func Open(o Options, hooks ...redis.Hook) (redis.UniversalClient, error) {
+	r, err := Resolve(o)
 	if err != nil {
 		return nil, err
 	}
-	client, ok := opt.MakeRedisClient().(redis.UniversalClient)
-	if !ok {
-		return nil, fmt.Errorf("redis: unexpected client type %T", opt.MakeRedisClient())
+	c := r.NewClient()
+	for _, h := range hooks {
+		c.AddHook(h)
 	}
-	if tp != nil {
-		if err := Instrument(client, tp); err != nil {
-			_ = client.Close()
-			return nil, err
-		}
+	return c, nil
+}
+
+// ConnOpt returns asynq connection options that make clients exactly as
+// Open does, hooks included, for code that builds its own clients from
+// options (asynqmon).
+func ConnOpt(o Options, hooks ...redis.Hook) (asynq.RedisConnOpt, error) {
+	r, err := Resolve(o)
+	if err != nil {
+		return nil, err
 	}
-	return client, nil
+	return connOpt{r: r, hooks: hooks}, nil
+}
+
+type connOpt struct {
+	r     Resolved
+	hooks []redis.Hook
+}
+
+func (c connOpt) MakeRedisClient() any {
+	cl := c.r.NewClient()
+	for _, h := range c.hooks {
+		cl.AddHook(h)
+	}
+	return cl
 }
 
 // Instrument makes every command of c a client span of tp. The caller
@@ -106,4 +185,30 @@ func Ping(ctx context.Context, c redis.UniversalClient, timeout time.Duration) e
 		return fmt.Errorf("redis ping: %w", err)
 	}
 	return nil
+}
+
+// Redact hides the password of a Redis URL for errors and logs.
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// unwrapURLError drops url.Error's quoting of the whole URL, password
+// included, keeping its cause.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func cmpDur(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }

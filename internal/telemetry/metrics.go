@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -71,13 +72,19 @@ func ObserveWithExemplar(ctx context.Context, o prometheus.Observer, v float64) 
 }
 
 // HTTPMetrics are the RED metrics of an HTTP server.
+//
+// Hand-written rather than promhttp.InstrumentHandler*: promhttp writes the
+// method label in lower case ("get"), where our dashboards, alerts and
+// recording rules have always used the request's own "GET"; it resolves its
+// label map on every request, where this resolves the route's series once;
+// and it has no notion of the route pattern without currying per route.
 type HTTPMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
 
 // NewHTTPMetrics registers taskstack_http_* on reg.
-func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
+func NewHTTPMetrics(reg prometheus.Registerer) (*HTTPMetrics, error) {
 	m := &HTTPMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "taskstack_http_requests_total",
@@ -89,8 +96,12 @@ func NewHTTPMetrics(reg prometheus.Registerer) *HTTPMetrics {
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"method", "route"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
-	return m
+	for _, c := range []prometheus.Collector{m.requests, m.duration} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("http metrics: %w", err)
+		}
+	}
+	return m, nil
 }
 
 // Wrap instruments h, labelled with its route pattern (never the raw path,

@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
@@ -18,10 +16,12 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 )
 
-// Tracing is a process's tracer provider and how to flush it.
+// Tracing is a process's tracer provider and propagator, and how to flush
+// them. Nothing here is installed globally: components get them passed in.
 type Tracing struct {
-	Provider trace.TracerProvider
-	shutdown func(context.Context) error
+	Provider   trace.TracerProvider
+	Propagator propagation.TextMapPropagator
+	shutdown   func(context.Context) error
 }
 
 // Enabled reports whether spans are recorded and exported.
@@ -35,23 +35,36 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 	return t.shutdown(ctx)
 }
 
-// SetupTracing installs the W3C TraceContext and Baggage propagators
-// globally and returns a tracer provider. With no OTLP endpoint configured
-// (endpoint == "") tracing is off and quiet: a no-op provider that still
-// passes incoming trace context through. Otherwise the OTLP exporter, the
-// sampler and the resource are configured by the standard OTEL_* variables,
-// which the SDK reads itself; getenv is only used for the protocol choice.
-func SetupTracing(ctx context.Context, endpoint, serviceName, version string, getenv func(string) string) (*Tracing, error) {
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	if endpoint == "" {
-		return &Tracing{Provider: noop.NewTracerProvider()}, nil
+// Propagator is the W3C TraceContext and Baggage propagator every binary
+// uses to carry a trace from HTTP requests into task headers and back out.
+func Propagator() propagation.TextMapPropagator {
+	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+}
+
+// TracingOptions configure SetupTracing.
+type TracingOptions struct {
+	// Endpoint is the OTLP endpoint; empty turns tracing off (quietly: a
+	// no-op provider that still passes incoming trace context through).
+	Endpoint string
+	// Protocol is "http/protobuf" (the default) or "grpc".
+	Protocol string
+	Service  string
+	Version  string
+}
+
+// SetupTracing returns the tracer provider and propagator of one process.
+// The OTLP exporter, the sampler and the resource are configured by the
+// standard OTEL_* variables, which the SDK reads itself.
+func SetupTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
+	if o.Endpoint == "" {
+		return &Tracing{Provider: noop.NewTracerProvider(), Propagator: Propagator()}, nil
 	}
-	exp, err := newExporter(ctx, getenv)
+	exp, err := newExporter(ctx, o.Protocol)
 	if err != nil {
 		return nil, err
 	}
 	res, err := resource.New(ctx,
-		resource.WithAttributes(semconv.ServiceName(serviceName), semconv.ServiceVersion(version)),
+		resource.WithAttributes(semconv.ServiceName(o.Service), semconv.ServiceVersion(o.Version)),
 		resource.WithFromEnv(), // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES win
 		resource.WithTelemetrySDK(),
 		resource.WithHost(),
@@ -61,19 +74,11 @@ func SetupTracing(ctx context.Context, endpoint, serviceName, version string, ge
 	}
 	// The SDK reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG itself.
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	otel.SetTracerProvider(tp)
-	return &Tracing{Provider: tp, shutdown: tp.Shutdown}, nil
+	return &Tracing{Provider: tp, Propagator: Propagator(), shutdown: tp.Shutdown}, nil
 }
 
-func newExporter(ctx context.Context, getenv func(string) string) (sdktrace.SpanExporter, error) {
-	if getenv == nil {
-		getenv = os.Getenv
-	}
-	proto := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-	if proto == "" {
-		proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
-	}
-	switch strings.TrimSpace(proto) {
+func newExporter(ctx context.Context, protocol string) (sdktrace.SpanExporter, error) {
+	switch strings.TrimSpace(protocol) {
 	case "", "http/protobuf":
 		exp, err := otlptracehttp.New(ctx)
 		if err != nil {
@@ -86,7 +91,6 @@ func newExporter(ctx context.Context, getenv func(string) string) (sdktrace.Span
 			return nil, fmt.Errorf("otlp grpc exporter: %w", err)
 		}
 		return exp, nil
-	default:
-		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL: %q is not http/protobuf or grpc", proto)
 	}
+	return nil, fmt.Errorf("OTLP protocol %q is not http/protobuf or grpc", protocol)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -171,4 +172,89 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// LogBuffer is an io.Writer for a logger under test: it keeps every line
+// for assertions and passes it on to t.Log.
+type LogBuffer struct {
+	t     testing.TB
+	mu    sync.Mutex
+	lines []string
+	done  bool // the test ended: t.Log would panic
+}
+
+// NewLogBuffer returns an empty LogBuffer logging to t.
+func NewLogBuffer(t testing.TB) *LogBuffer {
+	b := &LogBuffer{t: t}
+	t.Cleanup(func() {
+		b.mu.Lock()
+		b.done = true
+		b.mu.Unlock()
+	})
+	return b
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for l := range strings.SplitSeq(strings.TrimRight(string(p), "\n"), "\n") {
+		b.lines = append(b.lines, l)
+		if !b.done {
+			b.t.Log(l)
+		}
+	}
+	return len(p), nil
+}
+
+// Lines returns the lines written so far that contain every one of subs.
+func (b *LogBuffer) Lines(subs ...string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, l := range b.lines {
+		ok := true
+		for _, s := range subs {
+			ok = ok && strings.Contains(l, s)
+		}
+		if ok {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// Refusal runs run under a context that ends after within, for a call that
+// is expected to refuse (return an error) at once. If run is still going
+// when the context ends, the test fails right there, naming what, instead
+// of hanging until go test's global timeout.
+func Refusal(t testing.TB, within time.Duration, what string, run func(ctx context.Context) error) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		// run got the cancel; give it a moment to wind down.
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+		t.Fatalf("%s: no refusal within %s: it started instead", what, within)
+		return nil
+	}
+}
+
+// HeldPort returns a loopback address whose port this test holds open
+// until it ends: nothing else, root included, can bind it meanwhile.
+func HeldPort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln.Addr().String()
 }

@@ -1,52 +1,15 @@
 package web
 
 import (
-	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"time"
 
-	"github.com/hibiken/asynq"
-
+	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 )
-
-// createTaskRequest is the body of POST /api/v1/tasks. Durations are Go
-// duration strings ("30s").
-type createTaskRequest struct {
-	Type      string          `json:"type"`
-	Payload   json.RawMessage `json:"payload"`
-	Queue     string          `json:"queue"`
-	ProcessIn string          `json:"process_in"`
-	MaxRetry  *int            `json:"max_retry"`
-	Timeout   string          `json:"timeout"`
-}
-
-// toRequest converts the body into a catalogue request; duration fields that
-// do not parse are reported with the catalogue's own field errors.
-func (b createTaskRequest) toRequest() (tasks.Request, *tasks.ValidationError) {
-	var verr tasks.ValidationError
-	req := tasks.Request{Type: b.Type, Payload: b.Payload, Queue: b.Queue, MaxRetry: b.MaxRetry}
-	parse := func(field, v string) time.Duration {
-		if v == "" {
-			return 0
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			verr.Add(field, fmt.Sprintf("%q is not a duration; write it like 30s or 5m", v))
-		}
-		return d
-	}
-	req.ProcessIn = parse("process_in", b.ProcessIn)
-	req.Timeout = parse("timeout", b.Timeout)
-	if len(verr.Fields) > 0 {
-		return req, &verr
-	}
-	return req, nil
-}
 
 type links struct {
 	Self string `json:"self,omitempty"`
@@ -66,45 +29,41 @@ func taskPath(queue, id string) string {
 	return "/api/v1/queues/" + url.PathEscape(queue) + "/tasks/" + url.PathEscape(id)
 }
 
+// createTask enqueues one task: 202 with its Location, or, for a repeated
+// Idempotency-Key, 200 with the task the key made first.
 func (s *Server) createTask(w http.ResponseWriter, r *http.Request) error {
-	var body createTaskRequest
-	if err := decodeJSON(w, r, &body); err != nil {
+	var req tasks.Request
+	if err := decodeJSON(w, r, &req); err != nil {
 		s.countEnqueue("", "", err)
 		return err
 	}
-	ctx, cancel := requestContext(r)
+	p, err := s.cat.Prepare(req)
+	if err != nil {
+		s.countEnqueue(p.Type, p.Queue, err)
+		return err
+	}
+	ctx, cancel := s.requestContext(r)
 	defer cancel()
-
-	req, verr := body.toRequest()
-	prepared, err := s.enq.Prepare(req)
-	if verr != nil || err != nil {
-		all := &tasks.ValidationError{}
-		if verr != nil {
-			all.Fields = append(all.Fields, verr.Fields...)
-		}
-		var perr *tasks.ValidationError
-		if errors.As(err, &perr) {
-			all.Fields = append(all.Fields, perr.Fields...)
-		}
-		s.countEnqueue(body.Type, cmp.Or(body.Queue, defaultQueue(s.enq.Catalogue(), body.Type)), all)
-		return all
-	}
-
+	var e store.Enqueued
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
-		return s.createIdempotent(ctx, w, key, body, prepared)
+		e, err = s.store.EnqueueOnce(ctx, key, p)
+	} else {
+		e, err = s.store.Enqueue(ctx, p)
 	}
-	info, err := s.enq.EnqueuePrepared(ctx, prepared)
-	s.countEnqueue(prepared.Spec.Type, prepared.Queue, err)
+	if err == nil && e.Replayed {
+		return writeCreated(w, http.StatusOK, e)
+	}
+	s.countEnqueue(p.Type, p.Queue, err)
 	if err != nil {
 		return err
 	}
-	return writeCreated(w, http.StatusAccepted, info.ID, info.Queue, info.Type, stateName(info.State))
+	return writeCreated(w, http.StatusAccepted, e)
 }
 
-func writeCreated(w http.ResponseWriter, status int, id, queue, typ, state string) error {
-	self := taskPath(queue, id)
+func writeCreated(w http.ResponseWriter, status int, e store.Enqueued) error {
+	self := taskPath(e.Queue, e.ID)
 	w.Header().Set("Location", self)
-	return writeJSON(w, status, createdTask{ID: id, Queue: queue, Type: typ, State: state, Links: links{Self: self}})
+	return writeJSON(w, status, createdTask{ID: e.ID, Queue: e.Queue, Type: e.Type, State: e.State, Links: links{Self: self}})
 }
 
 // taskJSON is a task as the API shows it.
@@ -134,41 +93,28 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-func stateName(s asynq.TaskState) string {
-	if s == asynq.TaskStateAggregating {
-		return "aggregating"
+func toTaskJSON(t store.Task) taskJSON {
+	out := taskJSON{
+		ID: t.ID, Queue: t.Queue, Type: t.Type, State: t.State,
+		LastError: t.LastError, Retried: t.Retried, MaxRetry: t.MaxRetry,
+		EnqueuedAt: timePtr(t.EnqueuedAt), NextProcessAt: timePtr(t.NextProcessAt),
+		LastFailedAt: timePtr(t.LastFailedAt), CompletedAt: timePtr(t.CompletedAt),
+		Links: links{Self: taskPath(t.Queue, t.ID)},
 	}
-	return s.String()
-}
-
-func toTaskJSON(ti *asynq.TaskInfo) taskJSON {
-	t := taskJSON{
-		ID: ti.ID, Queue: ti.Queue, Type: ti.Type, State: stateName(ti.State),
-		LastError: ti.LastErr, Retried: ti.Retried, MaxRetry: ti.MaxRetry,
-		NextProcessAt: timePtr(ti.NextProcessAt), LastFailedAt: timePtr(ti.LastFailedAt),
-		CompletedAt: timePtr(ti.CompletedAt),
-		Links:       links{Self: taskPath(ti.Queue, ti.ID)},
+	if t.Timeout > 0 {
+		out.Timeout = t.Timeout.String()
 	}
-	if ti.Timeout > 0 {
-		t.Timeout = ti.Timeout.String()
-	}
-	if at, ok := tasks.EnqueuedAt(ti.Headers); ok {
-		t.EnqueuedAt = timePtr(at)
-	}
-	if json.Valid(ti.Payload) {
-		t.Payload = ti.Payload
+	if json.Valid(t.Payload) {
+		out.Payload = t.Payload
 	} else {
-		b, _ := json.Marshal(string(ti.Payload))
-		t.Payload = b
+		b, _ := json.Marshal(string(t.Payload))
+		out.Payload = b
 	}
-	if ti.State == asynq.TaskStateCompleted || len(ti.Result) > 0 {
-		res := string(ti.Result)
-		t.Result = &res
+	if t.State == "completed" || len(t.Result) > 0 {
+		res := string(t.Result)
+		out.Result = &res
 	}
-	if ti.State == asynq.TaskStatePending || ti.State == asynq.TaskStateActive {
-		t.NextProcessAt = nil
-	}
-	return t
+	return out
 }
 
 // pathTask reads {queue} and {id}, refusing queues we do not run.
@@ -185,49 +131,31 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ti, err := s.taskInfo(queue, id)
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
+	t, err := s.store.Task(ctx, queue, id)
 	if err != nil {
-		return fmt.Errorf("get task %s/%s: %w", queue, id, err)
+		return err
 	}
-	return writeJSON(w, http.StatusOK, toTaskJSON(ti))
+	return writeJSON(w, http.StatusOK, toTaskJSON(t))
 }
 
-// deleteTask deletes a task that has not run and cancels one that is
-// running (asynq cancels its context; the handler stops and it is retried
-// or archived as a failure).
+// deleteTask deletes a task that has not run (204) and cancels one that is
+// running (202): its handler's context is cancelled and it is not retried.
 func (s *Server) deleteTask(w http.ResponseWriter, r *http.Request) error {
 	queue, id, err := pathTask(r)
 	if err != nil {
 		return err
 	}
-	ti, err := s.taskInfo(queue, id)
-	if err != nil {
-		return fmt.Errorf("delete task %s/%s: %w", queue, id, err)
-	}
-	if ti.State == asynq.TaskStateActive {
-		return s.cancelActive(w, r, queue, id)
-	}
-	if err := s.insp.DeleteTask(queue, id); err != nil {
-		// A worker may have picked it up since we looked: cancel it instead.
-		if again, gerr := s.taskInfo(queue, id); gerr == nil && again.State == asynq.TaskStateActive {
-			return s.cancelActive(w, r, queue, id)
-		}
-		return fmt.Errorf("delete task %s/%s: %w", queue, id, err)
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-// cancelActive marks the task cancelled (so the worker does not retry it)
-// and asks the worker running it to cancel its context.
-func (s *Server) cancelActive(w http.ResponseWriter, r *http.Request, queue, id string) error {
-	ctx, cancel := requestContext(r)
+	ctx, cancel := s.requestContext(r)
 	defer cancel()
-	if err := s.redis.Set(ctx, tasks.CancelKey(id), "1", max(s.retention, 24*time.Hour)).Err(); err != nil {
-		return fmt.Errorf("mark task %s cancelled: %w", id, err)
+	d, err := s.store.Delete(ctx, queue, id)
+	if err != nil {
+		return err
 	}
-	if err := s.insp.CancelProcessing(id); err != nil {
-		return fmt.Errorf("cancel task %s: %w", id, err)
+	if d == store.Deleted {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
 	return writeJSON(w, http.StatusAccepted, map[string]any{
 		"id": id, "queue": queue, "state": "active", "cancel_requested": true,
@@ -250,38 +178,25 @@ type queueJSON struct {
 	Paused         bool    `json:"paused"`
 }
 
-func (s *Server) queueStats() ([]queueJSON, error) {
-	if err := s.registerQueues(); err != nil {
-		return nil, err
-	}
-	var out []queueJSON
-	for _, q := range tasks.Queues() {
-		qi, err := s.insp.GetQueueInfo(q)
-		if err != nil {
-			return nil, fmt.Errorf("queue %s: %w", q, err)
+func toQueuesJSON(qs []store.QueueStats) []queueJSON {
+	out := make([]queueJSON, len(qs))
+	for i, q := range qs {
+		out[i] = queueJSON{
+			Queue: q.Queue, Size: q.Size(), Pending: q.Pending, Active: q.Active,
+			Scheduled: q.Scheduled, Retry: q.Retry, Archived: q.Archived, Completed: q.Completed,
+			ProcessedToday: q.ProcessedToday, FailedToday: q.FailedToday,
+			LatencySeconds: q.Latency.Seconds(), Paused: q.Paused,
 		}
-		out = append(out, queueJSON{
-			Queue: q, Size: qi.Size, Pending: qi.Pending, Active: qi.Active,
-			Scheduled: qi.Scheduled, Retry: qi.Retry, Archived: qi.Archived,
-			Completed: qi.Completed, ProcessedToday: qi.Processed, FailedToday: qi.Failed,
-			LatencySeconds: qi.Latency.Seconds(), Paused: qi.Paused,
-		})
 	}
-	return out, nil
+	return out
 }
 
 func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) error {
-	qs, err := s.queueStats()
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
+	qs, err := s.store.Queues(ctx)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"queues": qs})
-}
-
-// defaultQueue is the queue a request without one would go to, for metrics.
-func defaultQueue(c *tasks.Catalogue, typ string) string {
-	if spec, ok := c.Lookup(typ); ok {
-		return spec.Queue
-	}
-	return ""
+	return writeJSON(w, http.StatusOK, map[string]any{"queues": toQueuesJSON(qs)})
 }

@@ -11,14 +11,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"taskstack/internal/config"
+	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 	"taskstack/internal/testsupport"
 )
@@ -29,7 +28,7 @@ const benchBody = `{"type":"demo:echo","payload":{"arg":"x","sleep":"0s"},"queue
 // /api/v1/tasks body before Redis: bounded strict JSON decode, durations,
 // catalogue validation (type, payload, queue) and the task options.
 func BenchmarkDecodeCreateTask(b *testing.B) {
-	enq := tasks.NewEnqueuer(nil, tasks.NewCatalogue(), nil, time.Hour)
+	cat := tasks.NewCatalogue()
 	for _, bc := range []struct{ name, body string }{
 		{"valid", benchBody},
 		{"invalid-sleep", `{"type":"demo:echo","payload":{"arg":"x","sleep":"soon"},"queue":"high"}`},
@@ -42,15 +41,11 @@ func BenchmarkDecodeCreateTask(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				r.Body = io.NopCloser(bytes.NewReader(body))
-				var req createTaskRequest
+				var req tasks.Request
 				if err := decodeJSON(w, r, &req); err != nil {
 					b.Fatal(err)
 				}
-				tr, verr := req.toRequest()
-				if verr != nil {
-					b.Fatal(verr)
-				}
-				_, err := enq.Prepare(tr)
+				_, err := cat.Prepare(req)
 				if (err != nil) != (bc.name != "valid") {
 					b.Fatalf("Prepare: %v", err)
 				}
@@ -63,7 +58,6 @@ func BenchmarkDecodeCreateTask(b *testing.B) {
 // RED metrics, decode, validation, producer span, enqueue on a real
 // redis-server) without the network, serially and from parallel clients.
 func BenchmarkCreateTaskHandler(b *testing.B) {
-	otel.SetTextMapPropagator(propagation.TraceContext{})
 	r := testsupport.StartRedis(b)
 	for _, tc := range []struct {
 		name string
@@ -76,7 +70,8 @@ func BenchmarkCreateTaskHandler(b *testing.B) {
 	} {
 		rc := r.Client(b)
 		log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		app, err := NewAppWithRedis(config.App{Retention: time.Hour}, rc, log, prometheus.NewRegistry(), tc.tp)
+		st := store.New(store.Options{Redis: rc, Retention: time.Hour, Queues: tasks.Queues(), Tracer: tc.tp, Propagator: propagation.TraceContext{}})
+		app, err := New(Options{Store: st, Catalogue: tasks.NewCatalogue(), Logger: log, Registry: prometheus.NewRegistry(), Tracer: tc.tp, Propagator: propagation.TraceContext{}})
 		if err != nil {
 			b.Fatal(err)
 		}

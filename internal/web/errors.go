@@ -1,20 +1,14 @@
 package web
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strconv"
-	"strings"
-	"syscall"
 
-	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
-
+	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 )
 
@@ -52,57 +46,49 @@ const retryAfterSeconds = 5
 func classify(err error) *problem {
 	var p *problem
 	var verr *tasks.ValidationError
+	var derr *tasks.DecodeError
 	var maxErr *http.MaxBytesError
+	with := func(status int, detail string, fields ...tasks.FieldError) *problem {
+		out := newProblem(status, detail, fields...)
+		out.cause = err
+		return out
+	}
 	switch {
 	case errors.As(err, &p):
 		return p
-	case errors.As(err, &verr):
-		out := newProblem(http.StatusUnprocessableEntity, "the request has invalid fields", verr.Fields...)
-		out.cause = err
-		return out
 	case errors.As(err, &maxErr):
-		out := newProblem(http.StatusRequestEntityTooLarge, "the body is larger than "+strconv.FormatInt(maxErr.Limit, 10)+" bytes")
-		out.cause = err
-		return out
-	case errors.Is(err, asynq.ErrTaskNotFound):
-		return &problem{Type: "about:blank", Title: "Not Found", Status: http.StatusNotFound, Detail: "no such task", cause: err}
-	case errors.Is(err, asynq.ErrQueueNotFound):
-		return &problem{Type: "about:blank", Title: "Not Found", Status: http.StatusNotFound, Detail: "no such task (queue is empty)", cause: err}
-	case unavailable(err):
-		out := newProblem(http.StatusServiceUnavailable, "the task store (Redis) is unavailable; try again shortly")
-		out.retryAfter, out.cause = retryAfterSeconds, err
-		return out
-	}
-	out := newProblem(http.StatusInternalServerError, "internal error")
-	out.cause = err
-	return out
-}
-
-// unavailable reports whether err means Redis could not be reached or did
-// not answer in time.
-func unavailable(err error) bool {
-	var netErr net.Error
-	var errno syscall.Errno
-	switch {
-	case errors.As(err, &netErr), errors.As(err, &errno),
-		errors.Is(err, context.DeadlineExceeded), errors.Is(err, io.EOF),
-		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, redis.ErrClosed),
-		errors.Is(err, redis.ErrPoolTimeout):
-		return true
-	}
-	msg := err.Error()
-	for _, s := range []string{"connection refused", "i/o timeout", "LOADING", "MASTERDOWN", "READONLY", "connection reset", "broken pipe", "NOAUTH", "WRONGPASS"} {
-		if strings.Contains(msg, s) {
-			return true
+		return with(http.StatusRequestEntityTooLarge, "the body is larger than "+strconv.FormatInt(maxErr.Limit, 10)+" bytes")
+	case errors.As(err, &derr):
+		if derr.Field == "" {
+			return with(http.StatusBadRequest, "the body "+derr.Message)
 		}
+		return with(http.StatusBadRequest, fmt.Sprintf("field %q %s", derr.Field, derr.Message), tasks.FieldError{Field: derr.Field, Message: derr.Message})
+	case errors.As(err, &verr):
+		return with(http.StatusUnprocessableEntity, "the request has invalid fields", verr.Fields...)
+	case errors.Is(err, store.ErrNotFound):
+		return with(http.StatusNotFound, "no such task")
+	case errors.Is(err, store.ErrTooDeep):
+		return with(http.StatusUnprocessableEntity, "the page is too deep", tasks.FieldError{Field: "page", Message: store.ErrTooDeep.Error()})
+	case errors.Is(err, store.ErrKeyTooLong):
+		return with(http.StatusBadRequest, store.ErrKeyTooLong.Error())
+	case errors.Is(err, store.ErrKeyReused):
+		return with(http.StatusConflict, store.ErrKeyReused.Error())
+	case errors.Is(err, store.ErrKeyExpiring):
+		return with(http.StatusConflict, store.ErrKeyExpiring.Error())
+	case errors.Is(err, store.ErrKeyTaskGone):
+		return with(http.StatusGone, store.ErrKeyTaskGone.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		out := with(http.StatusServiceUnavailable, store.ErrUnavailable.Error())
+		out.retryAfter = retryAfterSeconds
+		return out
 	}
-	return false
+	return with(http.StatusInternalServerError, "internal error")
 }
 
 // handler is an HTTP handler that returns its error.
 type handler func(w http.ResponseWriter, r *http.Request) error
 
-// apiHandler renders errors as application/problem+json.
+// api renders errors as application/problem+json.
 func (s *Server) api(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {

@@ -2,9 +2,9 @@ package web
 
 import (
 	"bytes"
-	"cmp"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 )
 
@@ -149,7 +150,7 @@ type navLinks struct {
 	Grafana string
 }
 
-func (s *Server) navLinks() navLinks { return navLinks{Monitor: s.monitorURL, Grafana: s.grafanaURL} }
+func (s *Server) navLinks() navLinks { return navLinks{Monitor: s.o.MonitorURL, Grafana: s.o.GrafanaURL} }
 
 // formValues is what the person typed, echoed back with field errors.
 type formValues struct {
@@ -195,20 +196,19 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int, form formValues, errs map[string]string) error {
 	q, err := parseListQuery(r.URL.Query())
 	if err != nil {
-		q = listQuery{States: listStates, Queues: tasks.Queues(), Page: 1, PageSize: DefaultPageSize}
+		q = listQuery{States: listStates, Queues: tasks.Queues(), Page: 1, PageSize: store.DefaultPageSize}
 	}
-	page, err := s.list(q)
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
+	p, qs, err := s.store.List(ctx, q.storeQuery())
 	if err != nil {
 		return err
 	}
-	qs, err := s.queueStats()
-	if err != nil {
-		return err
-	}
+	page := toTaskPage(q, p)
 	data := indexData{
 		Title: "Tasks", Links: s.navLinks(), Form: form, Errors: errs,
 		Filter: q, Filtered: r.URL.Query().Get("state") != "" || r.URL.Query().Get("queue") != "",
-		Page: page, Queues: qs, Self: r.URL.RequestURI(),
+		Page: page, Queues: toQueuesJSON(qs), Self: r.URL.RequestURI(),
 	}
 	if r.Method != http.MethodGet {
 		data.Self = "/" // the form's answer: refresh the list, not the POST
@@ -241,16 +241,16 @@ func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int,
 			}
 		}
 	}
-	pageLink := func(p int) string {
+	pageLink := func(n int) string {
 		v := r.URL.Query()
 		v.Del("submitted")
-		v.Set("page", fmt.Sprint(p))
+		v.Set("page", fmt.Sprint(n))
 		return "/?" + v.Encode()
 	}
 	if q.Page > 1 {
 		data.Prev = pageLink(q.Page - 1)
 	}
-	if q.Page*q.PageSize < page.Total && q.Page < MaxPage {
+	if hasNext(q, page.Total) {
 		data.Next = pageLink(q.Page + 1)
 	}
 	return s.page.render(w, status, "index.html", data)
@@ -269,22 +269,26 @@ func (s *Server) submitForm(w http.ResponseWriter, r *http.Request) error {
 		Queue: r.PostFormValue("queue"),
 	}
 	payload, _ := json.Marshal(tasks.EchoPayload{Arg: form.Arg, Sleep: form.Sleep})
-	ctx, cancel := requestContext(r)
-	defer cancel()
-	info, err := s.enq.Enqueue(ctx, tasks.Request{Type: tasks.TypeEcho, Payload: payload, Queue: form.Queue})
-	s.countEnqueue(tasks.TypeEcho, cmp.Or(form.Queue, defaultQueue(s.enq.Catalogue(), tasks.TypeEcho)), err)
+	p, err := s.cat.Prepare(tasks.Request{Type: tasks.TypeEcho, Payload: payload, Queue: form.Queue})
+	var e store.Enqueued
+	if err == nil {
+		ctx, cancel := s.requestContext(r)
+		defer cancel()
+		e, err = s.store.Enqueue(ctx, p)
+	}
+	s.countEnqueue(tasks.TypeEcho, p.Queue, err)
 	if err != nil {
-		p := classify(err)
-		if p.Status != http.StatusUnprocessableEntity {
+		pr := classify(err)
+		if pr.Status != http.StatusUnprocessableEntity {
 			return err
 		}
 		errs := map[string]string{}
-		for _, f := range p.Errors {
+		for _, f := range pr.Errors {
 			errs[formField(f.Field)] = humanMessage(f)
 		}
 		return s.renderIndex(w, r, http.StatusUnprocessableEntity, form, errs)
 	}
-	http.Redirect(w, r, "/?submitted="+url.QueryEscape(info.ID), http.StatusSeeOther)
+	http.Redirect(w, r, "/?submitted="+url.QueryEscape(e.ID), http.StatusSeeOther)
 	return nil
 }
 
@@ -311,13 +315,14 @@ func (s *Server) taskPage(w http.ResponseWriter, r *http.Request) error {
 	if !tasks.KnownQueue(queue) {
 		return newProblem(http.StatusNotFound, "There is no such queue.")
 	}
-	ti, err := s.taskInfo(queue, id)
+	ctx, cancel := s.requestContext(r)
+	defer cancel()
+	t, err := s.store.Task(ctx, queue, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return newProblem(http.StatusNotFound, "This task does not exist, or it finished longer ago than it is kept.")
+	}
 	if err != nil {
-		p := classify(err)
-		if p.Status == http.StatusNotFound {
-			return newProblem(http.StatusNotFound, "This task does not exist, or it finished longer ago than it is kept.")
-		}
 		return err
 	}
-	return s.page.render(w, http.StatusOK, "task.html", map[string]any{"Links": s.navLinks(), "Task": toTaskJSON(ti)})
+	return s.page.render(w, http.StatusOK, "task.html", map[string]any{"Links": s.navLinks(), "Task": toTaskJSON(t)})
 }

@@ -5,16 +5,22 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
-	"taskstack/internal/telemetry"
+	"taskstack/internal/guard"
 )
 
-// routes is the app's whole HTTP surface.
+// contentSecurityPolicy is strict: the page has no inline script or style
+// and loads nothing from elsewhere.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+// routes is the app's whole HTTP surface but for the operational endpoints
+// (/metrics, /healthz, /readyz), which the process skeleton serves.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.Handler) {
 		// Span names and metric labels are the route pattern, never the raw path.
 		h = s.httpm.Wrap(pattern, h)
-		mux.Handle(pattern, otelhttp.NewHandler(h, pattern, otelhttp.WithTracerProvider(s.tp)))
+		mux.Handle(pattern, otelhttp.NewHandler(h, pattern,
+			otelhttp.WithTracerProvider(s.o.Tracer), otelhttp.WithPropagators(s.o.Propagator)))
 	}
 
 	// The page.
@@ -31,11 +37,6 @@ func (s *Server) routes() http.Handler {
 	handle("DELETE /api/v1/queues/{queue}/tasks/{id}", s.api(s.deleteTask))
 	handle("GET /finished_tasks", s.api(s.finishedTasks))
 
-	// Operations.
-	handle("GET /healthz", s.api(s.healthz))
-	handle("GET /readyz", s.api(s.readyz))
-	mux.Handle("GET /metrics", telemetry.MetricsHandler(s.registry))
-
 	// Anything else: a problem for API clients, a page for people.
 	handle("/api/", s.api(func(w http.ResponseWriter, r *http.Request) error {
 		return newProblem(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -46,17 +47,5 @@ func (s *Server) routes() http.Handler {
 	// Cross-site POSTs and DELETEs (a page elsewhere submitting to us from a
 	// user's browser) are refused; API clients such as curl send no
 	// Origin/Sec-Fetch-Site and are unaffected.
-	return securityHeaders(http.NewCrossOriginProtection().Handler(mux))
-}
-
-// securityHeaders sets a strict Content-Security-Policy: the page has no
-// inline script or style and loads nothing from elsewhere.
-func securityHeaders(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		hd.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("Referrer-Policy", "same-origin")
-		h.ServeHTTP(w, r)
-	})
+	return guard.Headers(contentSecurityPolicy, http.NewCrossOriginProtection().Handler(mux))
 }

@@ -12,15 +12,13 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"taskstack/internal/config"
+	"taskstack/internal/redisconn"
 	"taskstack/internal/tasks"
 	"taskstack/internal/telemetry"
 	"taskstack/internal/testsupport"
@@ -49,8 +47,8 @@ func (s *syncBuffer) String() string {
 // with an in-memory span recorder: the HTTP server span, the producer span
 // and the consumer span must share one trace, with the messaging attributes.
 func TestOneTraceFromRequestToTask(t *testing.T) {
-	// Not parallel: it sets the global propagator, as the binaries do.
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	t.Parallel()
+	prop := telemetry.Propagator()
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(t.Context()) })
@@ -58,20 +56,25 @@ func TestOneTraceFromRequestToTask(t *testing.T) {
 	r := testsupport.StartRedis(t)
 	var logs syncBuffer
 	log := telemetry.NewLogger(&logs, "json", slog.LevelDebug)
-	app, err := web.NewAppWithRedis(config.App{Retention: time.Hour}, r.Client(t), log, prometheus.NewRegistry(), tp)
+	rc := r.Client(t)
+	if err := redisconn.Instrument(rc, tp); err != nil {
+		t.Fatal(err)
+	}
+	app, _ := newApp(t, rc, web.Options{Logger: log, Tracer: tp, Propagator: prop})
+	srv := httptest.NewServer(app)
+	t.Cleanup(srv.Close)
+	w, err := worker.New(worker.Options{
+		Queues: map[string]int{"high": 1, "low": 1}, Concurrency: 2, ShutdownTimeout: 5 * time.Second, TaskCheckInterval: 10 * time.Millisecond,
+		Redis:      r.Client(t),
+		Catalogue:  tasks.NewCatalogue(),
+		Logger:     log,
+		Registry:   prometheus.NewRegistry(),
+		Tracer:     tp,
+		Propagator: prop,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(app)
-	t.Cleanup(srv.Close)
-	w := worker.New(worker.Options{
-		Config:    config.Worker{Queues: map[string]int{"high": 1, "low": 1}, Concurrency: 2, ShutdownTimeout: 5 * time.Second, TaskCheckInterval: 10 * time.Millisecond},
-		Redis:     r.Client(t),
-		Catalogue: tasks.NewCatalogue(),
-		Logger:    log,
-		Registry:  prometheus.NewRegistry(),
-		Tracer:    tp,
-	})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -9,14 +9,14 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
-	"taskstack/internal/tasks"
+	"taskstack/internal/store"
 	"taskstack/internal/telemetry"
 )
 
@@ -55,7 +55,7 @@ func (m *Metrics) series(typ, queue string) *series {
 // NewMetrics registers the worker's series on reg and pre-creates the known
 // label combinations. Unknown types or queues are folded into "unknown", so
 // a bad task can never create new series.
-func NewMetrics(reg prometheus.Registerer, types, queues []string) *Metrics {
+func NewMetrics(reg prometheus.Registerer, types, queues []string) (*Metrics, error) {
 	labels := []string{"type", "queue"}
 	m := &Metrics{
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -80,7 +80,11 @@ func NewMetrics(reg prometheus.Registerer, types, queues []string) *Metrics {
 		queues:   map[string]bool{},
 		children: map[[2]string]*series{},
 	}
-	reg.MustRegister(m.processed, m.duration, m.wait, m.inFlight)
+	for _, c := range []prometheus.Collector{m.processed, m.duration, m.wait, m.inFlight} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("worker metrics: %w", err)
+		}
+	}
 	for _, t := range types {
 		m.types[t] = true
 		for _, q := range queues {
@@ -91,7 +95,7 @@ func NewMetrics(reg prometheus.Registerer, types, queues []string) *Metrics {
 			}
 		}
 	}
-	return m
+	return m, nil
 }
 
 func (m *Metrics) labels(typ, queue string) (string, string) {
@@ -104,20 +108,33 @@ func (m *Metrics) labels(typ, queue string) (string, string) {
 	return typ, queue
 }
 
+// MiddlewareOptions configure Middleware.
+type MiddlewareOptions struct {
+	Metrics    *Metrics
+	Tracer     trace.TracerProvider
+	Propagator propagation.TextMapPropagator
+	Logger     *slog.Logger
+	// Cancels, when set, is asked whether a retried task was cancelled on
+	// request (DELETE of an active task); such a task is not run again.
+	Cancels CancelChecker
+}
+
 // Middleware continues the trace carried in the task's headers in a
 // CONSUMER span "process <queue>" (its parent is the producer span, so one
 // trace runs from the HTTP request to the task's end, and it also links to
 // it as the messaging conventions recommend), records metrics and logs the
 // outcome with the trace IDs.
-//
-// cancelled, when not nil, reports whether a task whose context was
-// cancelled was cancelled on request (DELETE of an active task); such a
-// task is not retried.
-func Middleware(m *Metrics, tp trace.TracerProvider, log *slog.Logger, cancelled func(ctx context.Context, id string) bool) asynq.MiddlewareFunc {
-	if tp == nil {
-		tp = otel.GetTracerProvider()
+func Middleware(o MiddlewareOptions) asynq.MiddlewareFunc {
+	if o.Tracer == nil {
+		o.Tracer = noop.NewTracerProvider()
 	}
-	tracer := tp.Tracer("taskstack/internal/worker")
+	if o.Propagator == nil {
+		o.Propagator = propagation.TraceContext{}
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	tracer, log, m := o.Tracer.Tracer("taskstack/internal/worker"), o.Logger, o.Metrics
 	return func(next asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 			start := time.Now()
@@ -127,11 +144,11 @@ func Middleware(m *Metrics, tp trace.TracerProvider, log *slog.Logger, cancelled
 			maxRetry, _ := asynq.GetMaxRetry(ctx)
 			ser := m.series(t.Type(), queue)
 
-			parent := otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(t.Headers()))
+			parent := o.Propagator.Extract(ctx, propagation.MapCarrier(t.Headers()))
 			opts := []trace.SpanStartOption{
 				trace.WithSpanKind(trace.SpanKindConsumer),
 				trace.WithAttributes(
-					semconv.MessagingSystemKey.String(tasks.MessagingSystem),
+					semconv.MessagingSystemKey.String(store.MessagingSystem),
 					semconv.MessagingOperationName("process"),
 					semconv.MessagingOperationTypeProcess,
 					semconv.MessagingDestinationName(queue),
@@ -147,14 +164,19 @@ func Middleware(m *Metrics, tp trace.TracerProvider, log *slog.Logger, cancelled
 			ctx, span := tracer.Start(parent, "process "+queue, opts...)
 			defer span.End()
 
-			if at, ok := tasks.EnqueuedAt(t.Headers()); ok {
+			if at, ok := store.EnqueuedAt(t.Headers()); ok {
 				telemetry.ObserveWithExemplar(ctx, ser.wait, max(0, start.Sub(at).Seconds()))
 			}
 			err := func() error {
 				// Cancelled through the API: asynq records the cancellation as
 				// an ordinary failure and retries it; end it here for good.
-				if retried > 0 && cancelled != nil && cancelled(ctx, id) {
-					return fmt.Errorf("cancelled on request: %w", asynq.SkipRetry)
+				if retried > 0 && o.Cancels != nil {
+					cctx, cancel := context.WithTimeout(ctx, time.Second)
+					cancelled, _ := o.Cancels.CancelRequested(cctx, queue, id)
+					cancel()
+					if cancelled {
+						return fmt.Errorf("cancelled on request: %w", asynq.SkipRetry)
+					}
 				}
 				// Deferred: asynq recovers a handler's panic above us.
 				ser.inFlight.Inc()

@@ -13,14 +13,13 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"taskstack/internal/config"
+	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 	"taskstack/internal/testsupport"
 	"taskstack/internal/worker"
@@ -33,7 +32,6 @@ import (
 // handler. One task in ten carries a sampled traceparent, like production
 // at 10% sampling; "tracing=100%" samples every task.
 func BenchmarkMiddleware(b *testing.B) {
-	otel.SetTextMapPropagator(propagation.TraceContext{})
 	nop := asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil })
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	at := strconv.FormatInt(time.Now().UnixNano(), 10)
@@ -43,7 +41,7 @@ func BenchmarkMiddleware(b *testing.B) {
 			flags = "01"
 		}
 		return asynq.NewTaskWithHeaders(tasks.TypeEcho, []byte(`{"arg":"x","sleep":"0s"}`), map[string]string{
-			tasks.HeaderEnqueuedAt: at,
+			store.HeaderEnqueuedAt: at,
 			"traceparent":          "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-" + flags,
 		})
 	}
@@ -67,8 +65,11 @@ func BenchmarkMiddleware(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			h := asynq.Handler(nop)
 			if !bc.bare {
-				m := worker.NewMetrics(prometheus.NewRegistry(), tasks.NewCatalogue().Types(), tasks.Queues())
-				h = worker.Middleware(m, bc.tp, log, nil)(nop)
+				m, err := worker.NewMetrics(prometheus.NewRegistry(), tasks.NewCatalogue().Types(), tasks.Queues())
+				if err != nil {
+					b.Fatal(err)
+				}
+				h = worker.Middleware(worker.MiddlewareOptions{Metrics: m, Tracer: bc.tp, Propagator: propagation.TraceContext{}, Logger: log})(nop)
 			}
 			ctx := context.Background()
 			b.ReportAllocs()
@@ -97,7 +98,6 @@ func BenchmarkMiddleware(b *testing.B) {
 // Use it for profiles (-cpuprofile); `make bench` measures the binaries.
 func BenchmarkProcess(b *testing.B) {
 	const n = 20000
-	otel.SetTextMapPropagator(propagation.TraceContext{})
 	r := testsupport.StartRedis(b)
 	rc := r.Client(b)
 	ctx := context.Background()
@@ -105,12 +105,13 @@ func BenchmarkProcess(b *testing.B) {
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))),
 		sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 	b.Cleanup(func() { _ = tp.Shutdown(ctx) })
-	cfg := config.Worker{
+	cfg := worker.Options{
 		Queues: map[string]int{tasks.QueueHigh: 6, tasks.QueueDefault: 3, tasks.QueueLow: 1}, Servers: 1,
-		Concurrency: config.DefaultConcurrency, TaskCheckInterval: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
+		Concurrency: 20, TaskCheckInterval: 10 * time.Millisecond, ShutdownTimeout: 5 * time.Second,
 	}
 	client := asynq.NewClientFromRedisClient(rc)
-	enq := tasks.NewEnqueuer(client, tasks.NewCatalogue(), tp, time.Hour)
+	cat := tasks.NewCatalogue()
+	st := store.New(store.Options{Redis: rc, Retention: time.Hour, Queues: tasks.Queues(), Tracer: tp, Propagator: propagation.TraceContext{}})
 	payload := []byte(`{"arg":"x","sleep":"0s"}`)
 	fill := func(b *testing.B, raw bool) {
 		if err := rc.FlushAll(ctx).Err(); err != nil {
@@ -127,7 +128,10 @@ func BenchmarkProcess(b *testing.B) {
 						_, err = client.EnqueueContext(ctx, asynq.NewTask(tasks.TypeEcho, payload,
 							asynq.Queue(q), asynq.Timeout(11*time.Minute), asynq.MaxRetry(3), asynq.Retention(time.Hour)))
 					} else {
-						_, err = enq.Enqueue(ctx, tasks.Request{Type: tasks.TypeEcho, Payload: payload, Queue: q})
+						var p tasks.Prepared
+						if p, err = cat.Prepare(tasks.Request{Type: tasks.TypeEcho, Payload: payload, Queue: q}); err == nil {
+							_, err = st.Enqueue(ctx, p)
+						}
 					}
 					if err != nil {
 						b.Error(err)
@@ -168,8 +172,12 @@ func BenchmarkProcess(b *testing.B) {
 	b.Run("taskstack", func(b *testing.B) {
 		log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		run(b, false, func() func() {
-			w := worker.New(worker.Options{Config: cfg, Redis: rc, Catalogue: tasks.NewCatalogue(), Logger: log,
-				Registry: prometheus.NewRegistry(), Tracer: tp})
+			o := cfg
+			o.Redis, o.Catalogue, o.Cancels, o.Logger, o.Registry, o.Tracer, o.Propagator = rc, cat, st, log, prometheus.NewRegistry(), tp, propagation.TraceContext{}
+			w, err := worker.New(o)
+			if err != nil {
+				b.Fatal(err)
+			}
 			if err := w.Start(); err != nil {
 				b.Fatal(err)
 			}

@@ -2,21 +2,16 @@ package worker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"taskstack/internal/config"
-	"taskstack/internal/redisconn"
-	"taskstack/internal/tasks"
 	"taskstack/internal/telemetry"
 )
 
@@ -27,68 +22,89 @@ type Catalogue interface {
 	Types() []string
 }
 
-// Options builds a Worker.
+// CancelChecker tells whether a task was cancelled on request (the task
+// store answers it).
+type CancelChecker interface {
+	CancelRequested(ctx context.Context, queue, id string) (bool, error)
+}
+
+// Options build a Worker.
 type Options struct {
-	Config    config.Worker
+	// Redis is the client asynq's servers poll; the caller owns it.
 	Redis     redis.UniversalClient
 	Catalogue Catalogue
-	Logger    *slog.Logger
-	Registry  *prometheus.Registry
-	Tracer    trace.TracerProvider
+	// Cancels, when set, keeps tasks cancelled through the API from being
+	// retried.
+	Cancels CancelChecker
+
+	// Queues maps queue names to weights.
+	Queues         map[string]int
+	StrictPriority bool
+	// Concurrency is the number of tasks one dequeue loop runs at once.
+	Concurrency int
+	// Servers is the number of asynq dequeue loops (at least 1).
+	Servers int
+	// ShutdownTimeout is how long in-flight tasks get on shutdown before
+	// asynq puts them back on their queue.
+	ShutdownTimeout time.Duration
+	// TaskCheckInterval is how long an idle loop sleeps between polls.
+	TaskCheckInterval time.Duration
+	// RetryDelay, when set, replaces asynq's exponential back-off.
+	RetryDelay asynq.RetryDelayFunc
+
+	Logger     *slog.Logger
+	Registry   prometheus.Registerer
+	Tracer     trace.TracerProvider
+	Propagator propagation.TextMapPropagator
 }
 
-// Worker is one process's asynq servers plus its admin HTTP handler.
+// Worker is one process's asynq servers.
 type Worker struct {
-	cfg      config.Worker
-	redis    redis.UniversalClient
-	log      *slog.Logger
-	servers  []*asynq.Server
-	mux      *asynq.ServeMux
-	registry *prometheus.Registry
+	o       Options
+	log     *slog.Logger
+	servers []*asynq.Server
+	mux     *asynq.ServeMux
 }
 
-// New builds the servers; nothing runs until Start.
-func New(o Options) *Worker {
+// New builds the servers; nothing runs until Run or Start.
+func New(o Options) (*Worker, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	queues := make([]string, 0, len(o.Config.Queues))
-	for _, q := range tasks.Queues() {
-		if _, ok := o.Config.Queues[q]; ok {
-			queues = append(queues, q)
-		}
+	if len(o.Queues) == 0 {
+		return nil, fmt.Errorf("worker: no queues")
 	}
-	metrics := NewMetrics(o.Registry, o.Catalogue.Types(), queues)
+	queues := make([]string, 0, len(o.Queues))
+	for q := range o.Queues {
+		queues = append(queues, q)
+	}
+	metrics, err := NewMetrics(o.Registry, o.Catalogue.Types(), queues)
+	if err != nil {
+		return nil, err
+	}
 	mux := asynq.NewServeMux()
-	var cancelled func(context.Context, string) bool
-	if o.Redis != nil {
-		cancelled = func(ctx context.Context, id string) bool {
-			ctx, cancel := context.WithTimeout(ctx, time.Second)
-			defer cancel()
-			n, err := o.Redis.Exists(ctx, tasks.CancelKey(id)).Result()
-			return err == nil && n > 0
-		}
-	}
-	mux.Use(Middleware(metrics, o.Tracer, o.Logger, cancelled))
+	mux.Use(Middleware(MiddlewareOptions{
+		Metrics: metrics, Tracer: o.Tracer, Propagator: o.Propagator, Logger: o.Logger, Cancels: o.Cancels,
+	}))
 	o.Catalogue.Register(mux)
 
-	w := &Worker{cfg: o.Config, redis: o.Redis, log: o.Logger, mux: mux, registry: o.Registry}
-	servers := max(1, o.Config.Servers)
-	for range servers {
+	w := &Worker{o: o, log: o.Logger, mux: mux}
+	for range max(1, o.Servers) {
 		w.servers = append(w.servers, asynq.NewServerFromRedisClient(o.Redis, asynq.Config{
-			Queues:            o.Config.Queues,
-			StrictPriority:    o.Config.StrictPriority,
-			Concurrency:       o.Config.Concurrency,
-			ShutdownTimeout:   o.Config.ShutdownTimeout,
-			TaskCheckInterval: o.Config.TaskCheckInterval,
+			Queues:            o.Queues,
+			StrictPriority:    o.StrictPriority,
+			Concurrency:       o.Concurrency,
+			ShutdownTimeout:   o.ShutdownTimeout,
+			TaskCheckInterval: o.TaskCheckInterval,
+			RetryDelayFunc:    o.RetryDelay,
 			Logger:            telemetry.AsynqLogger{L: o.Logger},
 			LogLevel:          asynqLevel(o.Logger),
 		}))
 	}
-	return w
+	return w, nil
 }
 
 // asynqLevel follows the logger's level, but never below info: asynq's debug
@@ -114,9 +130,9 @@ func (w *Worker) Start() error {
 			return fmt.Errorf("start asynq server: %w", err)
 		}
 	}
-	w.log.Info("worker started", slog.Any("queues", w.cfg.Queues), slog.Bool("strict_priority", w.cfg.StrictPriority),
-		slog.Int("concurrency", w.cfg.Concurrency), slog.Int("servers", len(w.servers)),
-		slog.Duration("task_check_interval", w.cfg.TaskCheckInterval))
+	w.log.Info("worker started", slog.Any("queues", w.o.Queues), slog.Bool("strict_priority", w.o.StrictPriority),
+		slog.Int("concurrency", w.o.Concurrency), slog.Int("servers", len(w.servers)),
+		slog.Duration("task_check_interval", w.o.TaskCheckInterval))
 	return nil
 }
 
@@ -135,49 +151,14 @@ func (w *Worker) Shutdown() {
 	}
 }
 
-// AdminHandler serves /metrics, /healthz and /readyz.
-func (w *Worker) AdminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", telemetry.MetricsHandler(w.registry))
-	mux.HandleFunc("GET /healthz", func(rw http.ResponseWriter, _ *http.Request) {
-		_, _ = rw.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, r *http.Request) {
-		if err := redisconn.Ping(r.Context(), w.redis, time.Second); err != nil {
-			rw.Header().Set("Retry-After", "5")
-			http.Error(rw, "redis unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = rw.Write([]byte("ready\n"))
-	})
-	return mux
-}
-
-// Run starts the worker and its admin server on ln, and blocks until ctx is
-// done; then it drains tasks and stops the admin server last, so /metrics
-// can be scraped while the worker drains.
-func (w *Worker) Run(ctx context.Context, ln net.Listener) error {
-	admin := &http.Server{Handler: w.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
-	adminErr := make(chan error, 1)
-	go func() { adminErr <- admin.Serve(ln) }()
-
+// Run starts the dequeue loops and blocks until ctx is done, then drains.
+func (w *Worker) Run(ctx context.Context) error {
 	if err := w.Start(); err != nil {
-		_ = admin.Close()
 		return err
 	}
-	select {
-	case <-ctx.Done():
-	case err := <-adminErr:
-		w.Shutdown()
-		return fmt.Errorf("admin server: %w", err)
-	}
-	w.log.Info("shutting down: no new tasks; waiting for in-flight ones", slog.Duration("timeout", w.cfg.ShutdownTimeout))
+	<-ctx.Done()
+	w.log.Info("shutting down: no new tasks; waiting for in-flight ones", slog.Duration("timeout", w.o.ShutdownTimeout))
 	w.Shutdown()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := admin.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("admin shutdown: %w", err)
-	}
 	w.log.Info("worker stopped")
 	return nil
 }

@@ -25,10 +25,10 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 )
 
@@ -166,7 +166,6 @@ func run(ctx context.Context, o options) error {
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))),
 		sdktrace.WithSpanProcessor(starts))
 	defer tp.Shutdown(context.Background())
-	otel.SetTextMapPropagator(propagation.TraceContext{})
 
 	res := newResults()
 	for k, v := range sizes {
@@ -255,11 +254,12 @@ func newBench(ctx context.Context, o options, bins map[string]string, dir string
 		return nil, err
 	}
 	b := &bench{o: o, bins: bins, dir: rdir, redis: rs, sink: sk, starts: starts}
-	b.enq = tasks.NewEnqueuer(asynq.NewClientFromRedisClient(rs.client), tasks.NewCatalogue(), tp, 24*time.Hour)
+	b.cat = tasks.NewCatalogue()
+	b.store = store.New(store.Options{Redis: rs.client, Retention: 24 * time.Hour, Queues: tasks.Queues(), Tracer: tp, Propagator: propagation.TraceContext{}})
 	b.raw = asynq.NewClient(asynq.RedisClientOpt{Addr: rs.addr, PoolSize: 64})
 	// The options taskstack's catalogue gives demo:echo, so both stacks
 	// store and keep the same tasks.
-	p, err := b.enq.Prepare(tasks.NewEchoTask("x", 0))
+	p, err := b.cat.Prepare(tasks.Request{Type: tasks.TypeEcho, Payload: []byte(echoPayload)})
 	if err != nil {
 		return nil, err
 	}

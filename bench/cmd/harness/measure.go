@@ -19,6 +19,7 @@ import (
 	"github.com/hibiken/asynq"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 )
 
@@ -49,7 +50,8 @@ type bench struct {
 	dir     string
 	redis   *redisServer
 	sink    *sink
-	enq     *tasks.Enqueuer
+	cat     *tasks.Catalogue
+	store   *store.Store
 	raw     *asynq.Client
 	starts  *producerStarts
 	logSeq  atomic.Int64
@@ -138,15 +140,16 @@ func (b *bench) startApp(kind string) (*proc, string, error) {
 }
 
 // enqueue puts one demo:echo task on queue the way each stack's producer
-// does: taskstack through its Enqueuer (validation, producer span, trace and
-// enqueue-time headers), raw with asynq.NewTask and the same options.
+// does: taskstack through its catalogue and store (validation, producer
+// span, trace and enqueue-time headers), raw with asynq.NewTask and the
+// same options.
 func (b *bench) enqueue(ctx context.Context, kind, queue string, timed bool) error {
 	if kind == kindTS {
-		p, err := b.enq.Prepare(tasks.Request{Type: tasks.TypeEcho, Payload: json.RawMessage(echoPayload), Queue: queue})
+		p, err := b.cat.Prepare(tasks.Request{Type: tasks.TypeEcho, Payload: json.RawMessage(echoPayload), Queue: queue})
 		if err != nil {
 			return err
 		}
-		_, err = b.enq.EnqueuePrepared(ctx, p)
+		_, err = b.store.Enqueue(ctx, p)
 		return err
 	}
 	opts := append([]asynq.Option{asynq.Queue(queue)}, b.rawOpts...)

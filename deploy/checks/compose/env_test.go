@@ -13,7 +13,10 @@ import (
 // must be given explicitly, so a new setting forces a decision here.
 var defaultIsFine = map[string]map[string]string{
 	"app":     commonDefaults,
-	"monitor": merge(commonDefaults, map[string]string{"MONITOR_ROOT_PATH": "served at / on its own port"}),
+	"monitor": merge(commonDefaults, map[string]string{
+		"MONITOR_ROOT_PATH":        "served at / on its own port",
+		"MONITOR_SHUTDOWN_TIMEOUT": "the binary's 15s fits compose's stop_grace_period of 15s",
+	}),
 	"worker": merge(commonDefaults, map[string]string{
 		"WORKER_STRICT_PRIORITY":     "weighted queues (WORKER_QUEUES) are the intended policy",
 		"WORKER_SERVERS":             "one dequeue loop per replica; scale with WORKER_REPLICAS",
@@ -24,6 +27,7 @@ var defaultIsFine = map[string]map[string]string{
 var commonDefaults = map[string]string{
 	"REDIS_CLUSTER_ADDRS":                "compose runs a single Redis node",
 	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "OTEL_EXPORTER_OTLP_ENDPOINT covers traces",
+	"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "OTEL_EXPORTER_OTLP_PROTOCOL covers traces",
 }
 
 func merge(ms ...map[string]string) map[string]string {
