@@ -257,9 +257,9 @@ func ParseQueues(raw string) (map[string]int, error) {
 // Monitor configures cmd/monitor.
 type Monitor struct {
 	Common
-	Addr          string
-	RootPath      string
-	Username      string
+	Addr            string
+	RootPath        string
+	Username        string
 	Password        string
 	ReadOnly        bool
 	PrometheusURL   string

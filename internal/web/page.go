@@ -150,7 +150,9 @@ type navLinks struct {
 	Grafana string
 }
 
-func (s *Server) navLinks() navLinks { return navLinks{Monitor: s.o.MonitorURL, Grafana: s.o.GrafanaURL} }
+func (s *Server) navLinks() navLinks {
+	return navLinks{Monitor: s.o.MonitorURL, Grafana: s.o.GrafanaURL}
+}
 
 // formValues is what the person typed, echoed back with field errors.
 type formValues struct {

@@ -12,7 +12,7 @@ import (
 // their default, with the reason. Every other variable config.Vars reports
 // must be given explicitly, so a new setting forces a decision here.
 var defaultIsFine = map[string]map[string]string{
-	"app":     commonDefaults,
+	"app": commonDefaults,
 	"monitor": merge(commonDefaults, map[string]string{
 		"MONITOR_ROOT_PATH":        "served at / on its own port",
 		"MONITOR_SHUTDOWN_TIMEOUT": "the binary's 15s fits compose's stop_grace_period of 15s",
