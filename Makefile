@@ -28,8 +28,9 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
+## clean: remove built binaries, including those the tests build (.cache/testbin)
 clean:
-	rm -rf bin dist
+	rm -rf bin dist .cache
 
 -include bench/bench.mk
 -include deploy/compose/compose.mk

@@ -6,23 +6,19 @@ package main
 
 import (
 	"context"
-	"io"
 
 	"github.com/alicebob/miniredis/v2"
 
-	"taskstack/internal/process"
 	"taskstack/internal/stack"
 )
 
-var (
-	version = "dev"
-	commit  = ""
-)
+// Set by the build: -ldflags "-X main.version=... -X main.commit=...".
+var version, commit = "dev", ""
 
-func main() { process.Main("devstack", run) }
-
-func run(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
-	return stack.RunDevstack(ctx, stack.Invocation{Args: args, Getenv: getenv, Stderr: stderr, Version: version, Commit: commit}, embeddedRedis)
+func main() {
+	stack.Main("devstack", func(ctx context.Context, inv stack.Invocation) error {
+		return stack.RunDevstack(ctx, inv, embeddedRedis)
+	}, version, commit)
 }
 
 func embeddedRedis() (string, func(), error) {

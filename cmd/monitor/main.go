@@ -6,22 +6,9 @@
 // it takes is `healthcheck`, which exits 0 when the running monitor answers.
 package main
 
-import (
-	"context"
-	"io"
-
-	"taskstack/internal/process"
-	"taskstack/internal/stack"
-)
+import "taskstack/internal/stack"
 
 // Set by the build: -ldflags "-X main.version=... -X main.commit=...".
-var (
-	version = "dev"
-	commit  = ""
-)
+var version, commit = "dev", ""
 
-func main() { process.Main("monitor", run) }
-
-func run(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
-	return stack.RunMonitor(ctx, stack.Invocation{Args: args, Getenv: getenv, Stderr: stderr, Version: version, Commit: commit})
-}
+func main() { stack.Main("monitor", stack.RunMonitor, version, commit) }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,12 +12,18 @@ import (
 	"testing"
 	"time"
 
+	"taskstack/internal/stack"
 	"taskstack/internal/testsupport"
 )
 
 const redisPassword = "Zq8-long-random-redis-value"
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// run is what main runs, with the environment given.
+func run(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
+	return stack.RunMonitor(ctx, stack.Invocation{Args: args, Getenv: getenv, Stderr: stderr, Version: version, Commit: commit})
+}
 
 // syncBuffer is a bytes.Buffer safe to write from run's goroutine while the
 // test reads it.

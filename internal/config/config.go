@@ -49,6 +49,9 @@ type Redis struct {
 // Prod reports whether the binary runs with production safeguards.
 func (c Common) Prod() bool { return c.Env == EnvProd }
 
+// Base returns the common part of a binary's configuration.
+func (c Common) Base() Common { return c }
+
 func loadCommon(e *env, defaultRedisURL string) Common {
 	var c Common
 	c.Env = e.Enum("APP_ENV", EnvDev, "dev or prod; prod refuses placeholder secrets and defaults to JSON logs", EnvDev, EnvProd)
@@ -311,6 +314,9 @@ type Devstack struct {
 	Worker  Worker
 	Monitor Monitor
 }
+
+// Base returns the common part: logs and tracing follow the app's.
+func (d Devstack) Base() Common { return d.App.Common }
 
 // LoadDevstack reads the dev stack's configuration.
 func LoadDevstack(getenv func(string) string) (Devstack, error) {

@@ -68,12 +68,16 @@ func Resolve(o Options) (Resolved, error) {
 	write := cmpDur(o.WriteTimeout, DefaultWriteTimeout)
 
 	var parsed asynq.RedisConnOpt
+	var user string // asynq v0.26 drops the user of an ACL URL
 	if o.URL != "" {
 		p, err := asynq.ParseRedisURI(o.URL)
 		if err != nil {
 			return Resolved{}, fmt.Errorf("redis URL %s: %w", Redact(o.URL), unwrapURLError(err))
 		}
 		parsed = p
+		if u, err := url.Parse(o.URL); err == nil && u.User != nil {
+			user = u.User.Username()
+		}
 	}
 	if len(o.ClusterAddrs) > 0 {
 		c := &redis.ClusterOptions{
@@ -82,7 +86,7 @@ func Resolve(o Options) (Resolved, error) {
 			PoolSize: o.PoolSize, ContextTimeoutEnabled: true,
 		}
 		if b, ok := parsed.(asynq.RedisClientOpt); ok {
-			c.TLSConfig, c.Username = b.TLSConfig, b.Username
+			c.TLSConfig, c.Username = b.TLSConfig, user
 			if c.Password == "" {
 				c.Password = b.Password
 			}
@@ -92,7 +96,7 @@ func Resolve(o Options) (Resolved, error) {
 	switch p := parsed.(type) {
 	case asynq.RedisClientOpt:
 		s := &redis.Options{
-			Network: p.Network, Addr: p.Addr, Username: p.Username, Password: p.Password, DB: p.DB,
+			Network: p.Network, Addr: p.Addr, Username: user, Password: p.Password, DB: p.DB,
 			TLSConfig:   p.TLSConfig,
 			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
 			PoolSize: o.PoolSize, ContextTimeoutEnabled: true,
@@ -104,7 +108,7 @@ func Resolve(o Options) (Resolved, error) {
 	case asynq.RedisFailoverClientOpt:
 		f := &redis.FailoverOptions{
 			MasterName: p.MasterName, SentinelAddrs: p.SentinelAddrs, SentinelPassword: p.SentinelPassword,
-			Username: p.Username, Password: p.Password, DB: p.DB, TLSConfig: p.TLSConfig,
+			Password: p.Password, DB: p.DB, TLSConfig: p.TLSConfig,
 			DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
 			PoolSize: o.PoolSize, ContextTimeoutEnabled: true,
 		}

@@ -1,8 +1,8 @@
 // Package stack wires taskstack's binaries: it maps each binary's
 // environment configuration onto the options of the components it runs
 // (web, worker, monitor, the task store, the Redis connector) inside the
-// process skeleton. The mains call Run*; devstack composes App, Worker and
-// Monitor in one process. This is the only package besides the mains that
+// process skeleton. The mains call Main with a Run*; devstack composes App,
+// Worker and Monitor in one process. This is the only package besides the mains that
 // reads internal/config.
 package stack
 
@@ -42,33 +42,47 @@ type Invocation struct {
 // queues still holds ours (one SMISMEMBER).
 const registerEvery = 5 * time.Second
 
-func options(name string, inv Invocation, c config.Common) process.Options {
-	return process.Options{
+// Main is what every main calls: it runs run under process.Main with the
+// process's arguments and environment and the build's version.
+func Main(name string, run func(context.Context, Invocation) error, version, commit string) {
+	process.Main(name, func(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
+		return run(ctx, Invocation{Args: args, Getenv: getenv, Stderr: stderr, Version: version, Commit: commit})
+	})
+}
+
+// launch loads a binary's configuration and runs it in the process
+// skeleton: plan fills in the binary's addresses and shutdown timeout and
+// returns its setup.
+func launch[C interface{ Base() config.Common }](ctx context.Context, inv Invocation, name string,
+	load func(func(string) string) (C, error), plan func(C, *process.Options) func(context.Context, *process.Process) error) error {
+	cfg, err := load(inv.Getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	c := cfg.Base()
+	o := process.Options{
 		Name: name, Version: inv.Version, Commit: inv.Commit, Args: inv.Args, Stderr: inv.Stderr,
 		LogFormat: c.LogFormat, LogLevel: c.LogLevel,
 		Tracing: telemetry.TracingOptions{Endpoint: c.OTLPEndpoint, Protocol: c.OTLPProtocol},
 	}
+	setup := plan(cfg, &o)
+	return process.Run(ctx, o, setup)
 }
 
 func redisOptions(c config.Redis) redisconn.Options {
 	return redisconn.Options{URL: c.URL, Password: c.Password, ClusterAddrs: c.ClusterAddrs}
 }
 
-func configError(err error) error { return fmt.Errorf("configuration: %w", err) }
-
 // RunApp runs cmd/app.
 func RunApp(ctx context.Context, inv Invocation) error {
-	cfg, err := config.LoadApp(inv.Getenv)
-	if err != nil {
-		return configError(err)
-	}
-	o := options("app", inv, cfg.Common)
-	o.HealthAddr, o.ShutdownTimeout = cfg.Addr, cfg.ShutdownTimeout
-	return process.Run(ctx, o, func(ctx context.Context, p *process.Process) error {
-		_, err := App(ctx, p, cfg)
-		return err
+	return launch(ctx, inv, "app", config.LoadApp, func(cfg config.App, o *process.Options) setupFunc {
+		o.HealthAddr, o.ShutdownTimeout = cfg.Addr, cfg.ShutdownTimeout
+		return func(ctx context.Context, p *process.Process) error { _, err := App(ctx, p, cfg); return err }
 	})
 }
+
+// setupFunc adds a binary's components to its process.
+type setupFunc = func(context.Context, *process.Process) error
 
 // App adds the web page and API on cfg.Addr (with /metrics, /healthz and
 // /readyz) to p, and returns the address it listens on.
@@ -135,14 +149,9 @@ func checkQueues(cfg config.Worker) error {
 
 // RunWorker runs cmd/worker.
 func RunWorker(ctx context.Context, inv Invocation) error {
-	cfg, err := loadWorker(inv.Getenv)
-	if err != nil {
-		return configError(err)
-	}
-	o := options("worker", inv, cfg.Common)
-	o.HealthAddr, o.AdminAddr, o.ShutdownTimeout = cfg.AdminAddr, cfg.AdminAddr, cfg.ShutdownTimeout
-	return process.Run(ctx, o, func(ctx context.Context, p *process.Process) error {
-		return Worker(ctx, p, cfg)
+	return launch(ctx, inv, "worker", loadWorker, func(cfg config.Worker, o *process.Options) setupFunc {
+		o.HealthAddr, o.AdminAddr, o.ShutdownTimeout = cfg.AdminAddr, cfg.AdminAddr, cfg.ShutdownTimeout
+		return func(ctx context.Context, p *process.Process) error { return Worker(ctx, p, cfg) }
 	})
 }
 
@@ -171,15 +180,9 @@ func Worker(_ context.Context, p *process.Process, cfg config.Worker) error {
 
 // RunMonitor runs cmd/monitor.
 func RunMonitor(ctx context.Context, inv Invocation) error {
-	cfg, err := config.LoadMonitor(inv.Getenv)
-	if err != nil {
-		return configError(err)
-	}
-	o := options("monitor", inv, cfg.Common)
-	o.HealthAddr, o.ShutdownTimeout = cfg.Addr, cfg.ShutdownTimeout
-	return process.Run(ctx, o, func(ctx context.Context, p *process.Process) error {
-		_, err := Monitor(ctx, p, cfg)
-		return err
+	return launch(ctx, inv, "monitor", config.LoadMonitor, func(cfg config.Monitor, o *process.Options) setupFunc {
+		o.HealthAddr, o.ShutdownTimeout = cfg.Addr, cfg.ShutdownTimeout
+		return func(ctx context.Context, p *process.Process) error { _, err := Monitor(ctx, p, cfg); return err }
 	})
 }
 
@@ -225,48 +228,54 @@ type Embedded func() (addr string, stop func(), err error)
 // RunDevstack runs cmd/devstack: the app, the worker and the monitor in
 // one process. With no REDIS_URL it starts the embedded Redis.
 func RunDevstack(ctx context.Context, inv Invocation, embedded Embedded) error {
-	cfg, err := config.LoadDevstack(inv.Getenv)
+	return launch(ctx, inv, "devstack", loadDevstack, func(cfg config.Devstack, o *process.Options) setupFunc {
+		o.HealthAddr, o.AdminAddr = cfg.App.Addr, cfg.Worker.AdminAddr
+		o.ShutdownTimeout = max(cfg.App.ShutdownTimeout, cfg.Worker.ShutdownTimeout, cfg.Monitor.ShutdownTimeout)
+		return func(ctx context.Context, p *process.Process) error { return devstack(ctx, p, cfg, embedded) }
+	})
+}
+
+func loadDevstack(getenv func(string) string) (config.Devstack, error) {
+	cfg, err := config.LoadDevstack(getenv)
 	if err == nil {
 		err = checkQueues(cfg.Worker)
 	}
+	if err == nil && cfg.App.Prod() {
+		err = fmt.Errorf("APP_ENV=prod: devstack is for development only; run app, worker and monitor separately")
+	}
+	return cfg, err
+}
+
+// devstack adds the monitor, the worker and the app to p, on the embedded
+// Redis when none is configured.
+func devstack(ctx context.Context, p *process.Process, cfg config.Devstack, embedded Embedded) error {
+	if cfg.App.Redis.URL == "" {
+		addr, stop, err := embedded()
+		if err != nil {
+			return fmt.Errorf("embedded redis: %w", err)
+		}
+		p.Defer(func() error { stop(); return nil })
+		url := "redis://" + addr + "/0"
+		cfg.App.Redis.URL, cfg.Worker.Redis.URL, cfg.Monitor.Redis.URL = url, url, url
+		p.Logger.WarnContext(ctx, "REDIS_URL is not set: using an EMBEDDED IN-MEMORY Redis for development only; tasks are lost when devstack stops. Set REDIS_URL to use a real Redis.",
+			slog.String("addr", addr))
+	}
+	monAddr, err := Monitor(ctx, p, cfg.Monitor)
 	if err != nil {
-		return configError(err)
+		return err
 	}
-	if cfg.App.Prod() {
-		return fmt.Errorf("APP_ENV=prod: devstack is for development only; run app, worker and monitor separately")
+	monURL := dashboardURL(monAddr, cfg.Monitor.RootPath)
+	if cfg.App.MonitorURL == "" {
+		cfg.App.MonitorURL = monURL // the page links to the dashboard
 	}
-	o := options("devstack", inv, cfg.App.Common)
-	o.HealthAddr, o.AdminAddr = cfg.App.Addr, cfg.Worker.AdminAddr
-	o.ShutdownTimeout = max(cfg.App.ShutdownTimeout, cfg.Worker.ShutdownTimeout, cfg.Monitor.ShutdownTimeout)
-	return process.Run(ctx, o, func(ctx context.Context, p *process.Process) error {
-		if cfg.App.Redis.URL == "" {
-			addr, stop, err := embedded()
-			if err != nil {
-				return fmt.Errorf("embedded redis: %w", err)
-			}
-			p.Defer(func() error { stop(); return nil })
-			url := "redis://" + addr + "/0"
-			cfg.App.Redis.URL, cfg.Worker.Redis.URL, cfg.Monitor.Redis.URL = url, url, url
-			p.Logger.WarnContext(ctx, "REDIS_URL is not set: using an EMBEDDED IN-MEMORY Redis for development only; tasks are lost when devstack stops. Set REDIS_URL to use a real Redis.",
-				slog.String("addr", addr))
-		}
-		monAddr, err := Monitor(ctx, p, cfg.Monitor)
-		if err != nil {
-			return err
-		}
-		monURL := dashboardURL(monAddr, cfg.Monitor.RootPath)
-		if cfg.App.MonitorURL == "" {
-			cfg.App.MonitorURL = monURL // the page links to the dashboard
-		}
-		if err := Worker(ctx, p, cfg.Worker); err != nil {
-			return err
-		}
-		appAddr, err := App(ctx, p, cfg.App)
-		if err != nil {
-			return err
-		}
-		p.Logger.InfoContext(ctx, "devstack running", slog.String("app", "http://"+process.DisplayAddr(appAddr)),
-			slog.String("worker_admin", cfg.Worker.AdminAddr), slog.String("monitor", monURL))
-		return nil
-	})
+	if err := Worker(ctx, p, cfg.Worker); err != nil {
+		return err
+	}
+	appAddr, err := App(ctx, p, cfg.App)
+	if err != nil {
+		return err
+	}
+	p.Logger.InfoContext(ctx, "devstack running", slog.String("app", "http://"+process.DisplayAddr(appAddr)),
+		slog.String("worker_admin", cfg.Worker.AdminAddr), slog.String("monitor", monURL))
+	return nil
 }

@@ -30,7 +30,11 @@ var (
 )
 
 // BuildBinary builds taskstack's ./cmd/<name> once per test binary (with
-// -race when the tests run with it) and returns its path.
+// -race when the tests run with it) and returns its path. Binaries go to
+// one cache folder, .cache/testbin at the module root, reused across runs
+// and removed by `make clean`: nothing is left in /tmp. Each build writes a
+// temporary file and renames it into place, so packages building the same
+// binary at once never see half a file.
 func BuildBinary(t testing.TB, name string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -38,20 +42,26 @@ func BuildBinary(t testing.TB, name string) string {
 	if p, ok := buildCache[name]; ok {
 		return p
 	}
-	dir, err := os.MkdirTemp("", "taskstack-bin-")
-	if err != nil {
+	dir := filepath.Join(RepoRoot(t), ".cache", "testbin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, name)
-	args := []string{"build", "-o", out}
+	args := []string{"build"}
 	if raceEnabled {
+		out += "-race"
 		args = append(args, "-race")
 	}
-	args = append(args, "./cmd/"+name)
+	tmp := fmt.Sprintf("%s.tmp-%d", out, os.Getpid())
+	args = append(args, "-o", tmp, "./cmd/"+name)
 	cmd := exec.Command("go", args...)
 	cmd.Dir = RepoRoot(t)
 	if b, err := cmd.CombinedOutput(); err != nil {
+		_ = os.Remove(tmp)
 		t.Fatalf("go build ./cmd/%s: %v\n%s", name, err, b)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		t.Fatal(err)
 	}
 	buildCache[name] = out
 	return out
@@ -256,5 +266,25 @@ func HeldPort(t testing.TB) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ln.Close() })
+	heldMu.Lock()
+	held[ln.Addr().String()] = ln
+	heldMu.Unlock()
 	return ln.Addr().String()
 }
+
+// Release closes the listener HeldPort keeps on addr, for a test that now
+// wants the code under test to bind it.
+func Release(t testing.TB, addr string) {
+	t.Helper()
+	heldMu.Lock()
+	defer heldMu.Unlock()
+	if ln, ok := held[addr]; ok {
+		_ = ln.Close()
+		delete(held, addr)
+	}
+}
+
+var (
+	heldMu sync.Mutex
+	held   = map[string]net.Listener{}
+)
