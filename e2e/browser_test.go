@@ -63,7 +63,7 @@ func startBrowserStack(t *testing.T, workerEnv map[string]string) *browserStack 
 	}
 	worker := testsupport.StartProcess(t, workerBin, wenv)
 	app := testsupport.StartProcess(t, appBin, map[string]string{
-		"REDIS_URL": r.URL, "LOG_LEVEL": "debug", "APP_ADDR": appAddr,
+		"REDIS_URL": r.URL, "LOG_LEVEL": "debug", "APP_ADDR": appAddr, "APP_ADMIN_ADDR": fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t)),
 		"APP_MONITOR_URL": browserMonitorURL, "APP_GRAFANA_URL": browserGrafanaURL,
 	})
 	testsupport.WaitHTTP(t, worker, "http://"+adminAddr+"/healthz", 30*time.Second)
@@ -341,7 +341,9 @@ func TestBrowserSubmitLive(t *testing.T) {
 
 	arg := fmt.Sprintf("browser-%d", time.Now().UnixNano())
 	b.fill(t, "arg", arg)
-	b.fill(t, "sleep", "1s")
+	// Long enough that a busy machine's first live update (every second)
+	// still sees the task before it completes.
+	b.fill(t, "sleep", "4s")
 	b.do(t, "choose the high queue", chromedp.SetValue(chromedp.ID("queue"), "high"))
 	b.do(t, "submit", chromedp.Click(chromedp.ID("submit")))
 

@@ -168,7 +168,10 @@ func TestEndToEnd(t *testing.T) {
 		return strings.Contains(s.worker.Output(), `"trace_id":"`+traceID+`"`)
 	})
 
-	appMetrics := scrape(t, s.appURL+"/metrics")
+	if code := getJSON(t, s.appURL+"/metrics", &struct{}{}); code != http.StatusNotFound {
+		t.Errorf("the app's public port serves /metrics (%d): it belongs on APP_ADMIN_ADDR", code)
+	}
+	appMetrics := scrape(t, s.appAdminURL+"/metrics")
 	workerMetrics := scrape(t, s.adminURL+"/metrics")
 	for _, c := range []struct {
 		families map[string]*dto.MetricFamily

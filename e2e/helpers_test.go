@@ -15,11 +15,12 @@ import (
 
 // stack is a Redis plus the app and worker binaries running against it.
 type stack struct {
-	redis    *testsupport.Redis
-	app      *testsupport.Process
-	worker   *testsupport.Process
-	appURL   string
-	adminURL string
+	redis       *testsupport.Redis
+	app         *testsupport.Process
+	worker      *testsupport.Process
+	appURL      string
+	appAdminURL string // the app's /metrics
+	adminURL    string // the worker's admin port
 }
 
 // startStack starts redis, the worker and the app; extra env applies to both.
@@ -29,6 +30,7 @@ func startStack(t *testing.T, extra map[string]string) *stack {
 	workerBin := testsupport.BuildBinary(t, "worker")
 	r := testsupport.StartRedis(t)
 	appAddr := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t))
+	appAdminAddr := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t))
 	adminAddr := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t))
 	env := func(own map[string]string) map[string]string {
 		m := map[string]string{"REDIS_URL": r.URL, "LOG_LEVEL": "debug", "LOG_FORMAT": "json", "TASK_RETENTION": "1h"}
@@ -40,9 +42,9 @@ func startStack(t *testing.T, extra map[string]string) *stack {
 		}
 		return m
 	}
-	s := &stack{redis: r, appURL: "http://" + appAddr, adminURL: "http://" + adminAddr}
+	s := &stack{redis: r, appURL: "http://" + appAddr, appAdminURL: "http://" + appAdminAddr, adminURL: "http://" + adminAddr}
 	s.worker = testsupport.StartProcess(t, workerBin, env(map[string]string{"WORKER_ADMIN_ADDR": adminAddr, "OTEL_SERVICE_NAME": "worker"}))
-	s.app = testsupport.StartProcess(t, appBin, env(map[string]string{"APP_ADDR": appAddr, "OTEL_SERVICE_NAME": "app"}))
+	s.app = testsupport.StartProcess(t, appBin, env(map[string]string{"APP_ADDR": appAddr, "APP_ADMIN_ADDR": appAdminAddr, "OTEL_SERVICE_NAME": "app"}))
 	testsupport.WaitHTTP(t, s.worker, s.adminURL+"/readyz", 60*time.Second)
 	testsupport.WaitHTTP(t, s.app, s.appURL+"/readyz", 60*time.Second)
 	return s

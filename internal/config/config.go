@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -82,11 +83,10 @@ func loadCommon(e *env, defaultRedisURL string) Common {
 		if pw == "" {
 			pw = urlPassword(c.Redis.URL)
 		}
-		switch {
-		case pw == "":
+		if pw == "" {
 			e.fail("REDIS_PASSWORD", "required when APP_ENV=prod (or put the password in REDIS_URL)")
-		case IsPlaceholder(pw):
-			e.fail("REDIS_PASSWORD", "is a placeholder; set a real secret")
+		} else if why := WeakSecret(pw); why != "" {
+			e.fail("REDIS_PASSWORD", "%s", why)
 		}
 	}
 
@@ -159,10 +159,28 @@ func IsPlaceholder(secret string) bool {
 type App struct {
 	Common
 	Addr            string
+	AdminAddr       string
 	Retention       time.Duration
 	MonitorURL      string
 	GrafanaURL      string
 	ShutdownTimeout time.Duration
+
+	// Authentication: a tokens file, and/or a trusted proxy's user header.
+	TokensFile   string
+	SessionKey   string
+	SessionTTL   time.Duration
+	ProxyHeader  string
+	ProxyCIDRs   string
+	ProxyScopes  string
+	SecureCookie bool
+
+	// Limits.
+	RateLimit       float64
+	RateBurst       int
+	MaxPending      int
+	MaxPayloadBytes int
+	MaxMemory       float64
+	MaxLists        int
 }
 
 // LoadApp reads the app's configuration.
@@ -173,14 +191,72 @@ func LoadApp(getenv func(string) string) (App, error) {
 }
 
 func loadApp(e *env) App {
-	return App{
+	c := App{
 		Common:          loadCommon(e, "redis://localhost:6379/0"),
-		Addr:            e.Addr("APP_ADDR", ":8080", "listen address of the web page and API"),
+		Addr:            e.Addr("APP_ADDR", ":8080", "listen address of the web page and API (and /healthz, /readyz)"),
+		AdminAddr:       e.Addr("APP_ADMIN_ADDR", ":9091", "listen address of /metrics, /healthz and /readyz; never publish it"),
 		Retention:       e.Duration("TASK_RETENTION", 24*time.Hour, 0, 30*24*time.Hour, "how long completed tasks (and idempotency keys) are kept"),
 		MonitorURL:      e.URL("APP_MONITOR_URL", "link to the monitor (asynqmon) shown on the page"),
 		GrafanaURL:      e.URL("APP_GRAFANA_URL", "link to Grafana shown on the page"),
 		ShutdownTimeout: e.Duration("APP_SHUTDOWN_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute, "how long in-flight HTTP requests may take to finish on SIGTERM"),
 	}
+	prod := c.Prod()
+	c.TokensFile = e.String("APP_TOKENS_FILE", "", "file of API tokens, one name:scopes:sha256 a line (app token new makes them); reloaded when it changes; required in prod unless APP_AUTH_PROXY_HEADER is set")
+	c.SessionKey = e.Secret("APP_SESSION_KEY", "key that signs login session cookies (16+ random characters; required in prod with APP_TOKENS_FILE)")
+	c.SessionTTL = e.Duration("APP_SESSION_TTL", 12*time.Hour, time.Minute, 30*24*time.Hour, "how long a login session lasts")
+	c.ProxyHeader = e.String("APP_AUTH_PROXY_HEADER", "", "header carrying the user name set by a trusted authenticating proxy (e.g. X-Forwarded-User)")
+	c.ProxyCIDRs = e.String("APP_AUTH_PROXY_CIDRS", "", "networks the authenticating proxy connects from; the header is ignored from anywhere else")
+	c.ProxyScopes = e.String("APP_AUTH_PROXY_SCOPES", "tasks:read,tasks:write", "scopes of users the proxy vouches for")
+	c.SecureCookie = e.Bool("APP_SECURE_COOKIE", prod, "mark the session cookie Secure (HTTPS only; default true in prod)")
+	defRate := 0.0
+	if prod {
+		defRate = 100
+	}
+	c.RateLimit = e.Float("APP_RATE_LIMIT", defRate, 0, 1e6, "task submissions per second per credential (per address when open); 0 turns the limit off (default 100 in prod, off in dev)")
+	c.RateBurst = e.Int("APP_RATE_BURST", 200, 1, 1_000_000, "submissions a credential may make at once above APP_RATE_LIMIT")
+	c.MaxPending = e.Int("QUEUE_MAX_PENDING", 100_000, 0, 100_000_000, "pending tasks a queue may hold before submissions to it get 429; 0 turns the cap off")
+	c.MaxPayloadBytes = e.Int("TASK_MAX_PAYLOAD_BYTES", 64<<10, 1, 1<<20, "largest task payload accepted, in bytes")
+	c.MaxMemory = e.Float("REDIS_MAX_MEMORY_USE", 0.9, 0, 1, "refuse submissions (503) when Redis used_memory reaches this fraction of its maxmemory; 0 turns it off")
+	c.MaxLists = e.Int("APP_MAX_CONCURRENT_LISTS", 8, 1, 1000, "task lists and pages read from Redis at once; more wait briefly, then get 503")
+	if c.ProxyHeader != "" {
+		if c.ProxyCIDRs == "" {
+			e.fail("APP_AUTH_PROXY_CIDRS", "required with APP_AUTH_PROXY_HEADER: the networks the proxy connects from")
+		} else if _, err := parseCIDRs(c.ProxyCIDRs); err != nil {
+			e.fail("APP_AUTH_PROXY_CIDRS", "%v", err)
+		}
+	}
+	if prod {
+		if c.TokensFile == "" && c.ProxyHeader == "" {
+			e.fail("APP_TOKENS_FILE", "authentication is required when APP_ENV=prod: set APP_TOKENS_FILE (and APP_SESSION_KEY), or APP_AUTH_PROXY_HEADER and APP_AUTH_PROXY_CIDRS")
+		}
+		if c.TokensFile != "" {
+			if c.SessionKey == "" {
+				e.fail("APP_SESSION_KEY", "required when APP_ENV=prod with APP_TOKENS_FILE: it signs login sessions")
+			} else if why := WeakSecret(c.SessionKey); why != "" {
+				e.fail("APP_SESSION_KEY", "%s", why)
+			}
+		}
+	}
+	return c
+}
+
+// parseCIDRs checks "10.0.0.0/8,192.168.1.7".
+func parseCIDRs(raw string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for s := range strings.SplitSeq(raw, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p)
+		} else if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+		} else {
+			return nil, fmt.Errorf("%q is not an address or CIDR", s)
+		}
+	}
+	return out, nil
 }
 
 // Worker configures cmd/worker.
@@ -193,6 +269,7 @@ type Worker struct {
 	Servers           int
 	ShutdownTimeout   time.Duration
 	TaskCheckInterval time.Duration
+	MaxResultBytes    int
 }
 
 // DefaultConcurrency suits I/O-bound tasks such as demo:echo, which mostly
@@ -220,6 +297,7 @@ func loadWorker(e *env) Worker {
 	c.Concurrency = e.Int("WORKER_CONCURRENCY", DefaultConcurrency, 1, 10000, "tasks processed at once per dequeue loop (I/O-bound default)")
 	c.Servers = e.Int("WORKER_SERVERS", 1, 1, 64, "asynq dequeue loops in this process, each with WORKER_CONCURRENCY slots")
 	c.ShutdownTimeout = e.Duration("WORKER_SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 10*time.Minute, "time in-flight tasks get to finish on SIGTERM before asynq requeues them")
+	c.MaxResultBytes = e.Int("TASK_MAX_RESULT_BYTES", 1<<20, 1, 64<<20, "largest result a task may store, in bytes; a larger one fails the task without retries")
 	c.TaskCheckInterval = e.Duration("WORKER_TASK_CHECK_INTERVAL", 10*time.Millisecond, time.Millisecond, time.Minute, "how long an idle dequeue loop sleeps between polls (latency floor vs idle Redis load)")
 	return c
 }
@@ -295,13 +373,10 @@ func loadMonitor(e *env) Monitor {
 		e.fail("MONITOR_PASSWORD", "MONITOR_USERNAME and MONITOR_PASSWORD must be set together")
 	}
 	if c.Prod() {
-		switch {
-		case c.Username == "" || c.Password == "":
+		if c.Username == "" || c.Password == "" {
 			e.fail("MONITOR_PASSWORD", "authentication is required when APP_ENV=prod: set MONITOR_USERNAME and MONITOR_PASSWORD")
-		case IsPlaceholder(c.Password):
-			e.fail("MONITOR_PASSWORD", "is a placeholder; set a real secret")
-		case len(c.Password) < 12:
-			e.fail("MONITOR_PASSWORD", "must be at least 12 characters when APP_ENV=prod")
+		} else if why := WeakSecret(c.Password); why != "" {
+			e.fail("MONITOR_PASSWORD", "%s", why)
 		}
 	}
 	return c

@@ -105,6 +105,23 @@ func (e *env) Int(name string, def int, min, max int, help string) int {
 	return n
 }
 
+func (e *env) Float(name string, def, min, max float64, help string) float64 {
+	raw := e.record(Var{Name: name, Default: strconv.FormatFloat(def, 'g', -1, 64), Help: help})
+	if raw == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(raw, 64)
+	if err != nil {
+		e.fail(name, "%q is not a number", raw)
+		return def
+	}
+	if f < min || f > max {
+		e.fail(name, "%g is out of range [%g, %g]", f, min, max)
+		return def
+	}
+	return f
+}
+
 func (e *env) Duration(name string, def, min, max time.Duration, help string) time.Duration {
 	raw := e.record(Var{Name: name, Default: def.String(), Help: help})
 	if raw == "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"taskstack/internal/guard"
 	"taskstack/internal/redisconn"
 )
 
@@ -49,6 +50,7 @@ type Monitor struct {
 	inspector *asynq.Inspector
 	dash      *asynqmon.HTTPHandler
 	prom      *promMetrics
+	lockout   *guard.Lockout
 	handler   http.Handler
 }
 
@@ -65,6 +67,10 @@ func New(o Options) (*Monitor, error) {
 		o.PrometheusTimeout = DefaultPrometheusTimeout
 	}
 	o.RootPath = strings.TrimSuffix(o.RootPath, "/")
+	lockout, err := guard.NewLockout("monitor", o.Registry, o.Logger)
+	if err != nil {
+		return nil, err
+	}
 	connOpt, err := redisconn.ConnOpt(o.Redis, memoryUsageFix{})
 	if err != nil {
 		return nil, err
@@ -78,6 +84,7 @@ func New(o Options) (*Monitor, error) {
 		log:       o.Logger,
 		redis:     rc,
 		inspector: asynq.NewInspectorFromRedisClient(rc),
+		lockout:   lockout,
 		prom: &promMetrics{
 			base:    strings.TrimSuffix(o.PrometheusURL, "/"),
 			client:  &http.Client{Timeout: o.PrometheusTimeout},

@@ -31,7 +31,7 @@ func (m *Monitor) protect(h http.Handler) http.Handler {
 	h = logServerErrors(h, m.log)
 	h = http.NewCrossOriginProtection().Handler(h)
 	if m.o.Username != "" {
-		h = basicAuth(h, m.o.Username, m.o.Password, "taskstack monitor")
+		h = basicAuth(h, m.o.Username, m.o.Password, "taskstack monitor", m.lockout)
 	}
 	// No strict CSP: asynqmon's bundled UI uses inline styles and web fonts.
 	return guard.Headers("frame-ancestors 'none'", h)

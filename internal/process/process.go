@@ -141,6 +141,12 @@ func (p *Process) Ops() http.Handler {
 // HandleOps adds the routes of Ops to mux.
 func (p *Process) HandleOps(mux *http.ServeMux) {
 	mux.Handle("GET /metrics", telemetry.MetricsHandler(p.Registry))
+	p.HandleHealth(mux)
+}
+
+// HandleHealth adds GET /healthz and GET /readyz (not /metrics) to mux, for
+// a public port whose metrics are on the admin port.
+func (p *Process) HandleHealth(mux *http.ServeMux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

@@ -8,6 +8,8 @@ package stack
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"taskstack/internal/config"
+	"taskstack/internal/guard"
 	"taskstack/internal/monitor"
 	"taskstack/internal/process"
 	"taskstack/internal/redisconn"
@@ -33,6 +36,7 @@ import (
 type Invocation struct {
 	Args   []string
 	Getenv func(string) string
+	Stdout io.Writer
 	Stderr io.Writer
 	// Version and Commit are stamped by the build.
 	Version, Commit string
@@ -45,8 +49,8 @@ const registerEvery = 5 * time.Second
 // Main is what every main calls: it runs run under process.Main with the
 // process's arguments and environment and the build's version.
 func Main(name string, run func(context.Context, Invocation) error, version, commit string) {
-	process.Main(name, func(ctx context.Context, args []string, getenv func(string) string, _, stderr io.Writer) error {
-		return run(ctx, Invocation{Args: args, Getenv: getenv, Stderr: stderr, Version: version, Commit: commit})
+	process.Main(name, func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+		return run(ctx, Invocation{Args: args, Getenv: getenv, Stdout: stdout, Stderr: stderr, Version: version, Commit: commit})
 	})
 }
 
@@ -73,10 +77,13 @@ func redisOptions(c config.Redis) redisconn.Options {
 	return redisconn.Options{URL: c.URL, Password: c.Password, ClusterAddrs: c.ClusterAddrs}
 }
 
-// RunApp runs cmd/app.
+// RunApp runs cmd/app; `app token new --name N --scopes S` makes a token.
 func RunApp(ctx context.Context, inv Invocation) error {
+	if len(inv.Args) > 0 && inv.Args[0] == "token" {
+		return tokenCommand(inv.Args[1:], inv.Stdout)
+	}
 	return launch(ctx, inv, "app", config.LoadApp, func(cfg config.App, o *process.Options) setupFunc {
-		o.HealthAddr, o.ShutdownTimeout = cfg.Addr, cfg.ShutdownTimeout
+		o.HealthAddr, o.AdminAddr, o.ShutdownTimeout = cfg.Addr, cfg.AdminAddr, cfg.ShutdownTimeout
 		return func(ctx context.Context, p *process.Process) error { _, err := App(ctx, p, cfg); return err }
 	})
 }
@@ -84,8 +91,9 @@ func RunApp(ctx context.Context, inv Invocation) error {
 // setupFunc adds a binary's components to its process.
 type setupFunc = func(context.Context, *process.Process) error
 
-// App adds the web page and API on cfg.Addr (with /metrics, /healthz and
-// /readyz) to p, and returns the address it listens on.
+// App adds the web page and API on cfg.Addr (with /healthz and /readyz;
+// /metrics is on the admin port) to p, and returns the address it listens
+// on.
 func App(ctx context.Context, p *process.Process, cfg config.App) (net.Addr, error) {
 	ln, err := p.Listen(cfg.Addr)
 	if err != nil {
@@ -105,27 +113,114 @@ func App(ctx context.Context, p *process.Process, cfg config.App) (net.Addr, err
 	}
 	st := store.New(store.Options{
 		Redis: rc, Retention: cfg.Retention, Queues: tasks.Queues(),
+		MaxPending: cfg.MaxPending, MaxMemory: cfg.MaxMemory,
 		Tracer: p.Tracer, Propagator: p.Propagator, Logger: p.Logger,
 	})
-	srv, err := web.New(web.Options{
-		Store: st, Catalogue: tasks.NewCatalogue(),
-		MonitorURL: cfg.MonitorURL, GrafanaURL: cfg.GrafanaURL,
-		Logger: p.Logger, Registry: p.Registry, Tracer: p.Tracer, Propagator: p.Propagator,
-	})
+	wo, err := appAuth(ctx, p, cfg)
+	if err != nil {
+		return nil, err
+	}
+	wo.Store, wo.Catalogue = st, tasks.NewCatalogue().WithLimits(tasks.Limits{MaxPayloadBytes: cfg.MaxPayloadBytes})
+	wo.MonitorURL, wo.GrafanaURL, wo.MaxLists = cfg.MonitorURL, cfg.GrafanaURL, cfg.MaxLists
+	wo.SubmitLimit = guard.NewLimiter(cfg.RateLimit, cfg.RateBurst)
+	wo.Logger, wo.Registry, wo.Tracer, wo.Propagator = p.Logger, p.Registry, p.Tracer, p.Propagator
+	srv, err := web.New(wo)
 	if err != nil {
 		return nil, fmt.Errorf("app: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", srv)
-	p.HandleOps(mux)
-	p.Ready(st)
+	p.HandleHealth(mux)
+	p.Ready(readiness{st})
 	p.Serve("app", ln, mux)
 	p.Go("queue registration", func(ctx context.Context) error {
 		st.KeepQueuesRegistered(ctx, registerEvery)
 		return nil
 	})
+	p.Go("capacity watch", func(ctx context.Context) error {
+		st.Watch(ctx, capacityEvery)
+		return nil
+	})
 	p.Logger.InfoContext(ctx, "app listening", slog.String("addr", ln.Addr().String()), slog.String("env", cfg.Env))
 	return ln.Addr(), nil
+}
+
+// capacityEvery is how often the app reads Redis's memory and the pending
+// counts that submissions are checked against (two commands).
+const capacityEvery = 500 * time.Millisecond
+
+// readiness is /readyz for the app: Redis answers and has memory left.
+type readiness struct{ st *store.Store }
+
+func (r readiness) Ping(ctx context.Context) error { return r.st.Ready(ctx) }
+
+// tokensEvery is how often the tokens file is reread.
+const tokensEvery = 5 * time.Second
+
+// appAuth builds the app's authentication from its configuration: tokens
+// (with login sessions), a trusted proxy header, or nothing (dev, loudly).
+func appAuth(ctx context.Context, p *process.Process, cfg config.App) (web.Options, error) {
+	var o web.Options
+	lockout, err := guard.NewLockout("app", p.Registry, p.Logger)
+	if err != nil {
+		return o, err
+	}
+	o.Lockout = lockout
+	var ao guard.AuthOptions
+	if cfg.TokensFile != "" {
+		if o.Tokens, err = guard.LoadTokens(cfg.TokensFile, p.Logger); err != nil {
+			return o, fmt.Errorf("APP_TOKENS_FILE: %w", err)
+		}
+		p.Go("tokens file", func(ctx context.Context) error { o.Tokens.Watch(ctx, tokensEvery); return nil })
+		o.Sessions = guard.NewSessions([]byte(cfg.SessionKey), cfg.SessionTTL, cfg.SecureCookie)
+		ao.Tokens, ao.Sessions = o.Tokens, o.Sessions
+	}
+	if cfg.ProxyHeader != "" {
+		nets, err := guard.ParseNetworks(cfg.ProxyCIDRs)
+		if err != nil {
+			return o, fmt.Errorf("APP_AUTH_PROXY_CIDRS: %w", err)
+		}
+		scopes, err := guard.ParseScopes(cfg.ProxyScopes)
+		if err != nil {
+			return o, fmt.Errorf("APP_AUTH_PROXY_SCOPES: %w", err)
+		}
+		ao.ProxyHeader, ao.ProxyNetworks, ao.ProxyScopes = cfg.ProxyHeader, nets, scopes
+	}
+	o.Auth = guard.NewAuthenticator(ao)
+	if o.Auth.Open() {
+		p.Logger.WarnContext(ctx, "app authentication is OFF: anyone who can reach the app can submit, read and delete tasks; set APP_TOKENS_FILE and APP_SESSION_KEY (required with APP_ENV=prod)")
+	}
+	return o, nil
+}
+
+// tokenCommand is `app token new --name ci --scopes tasks:read,tasks:write`:
+// it prints a new token once, and the line that grants it in the tokens
+// file.
+func tokenCommand(args []string, stdout io.Writer) error {
+	usage := errors.New("usage: app token new --name NAME --scopes tasks:read[,tasks:write][,tasks:admin]")
+	if len(args) == 0 || args[0] != "new" {
+		return usage
+	}
+	fs := flag.NewFlagSet("token new", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	name := fs.String("name", "", "who or what the token is for")
+	scopesFlag := fs.String("scopes", "", "comma-separated scopes")
+	if err := fs.Parse(args[1:]); err != nil || fs.NArg() > 0 || *name == "" {
+		return usage
+	}
+	scopes, err := guard.ParseScopes(*scopesFlag)
+	if err != nil {
+		return fmt.Errorf("--scopes: %w", err)
+	}
+	tok, line, err := guard.NewToken(*name, scopes)
+	if err != nil {
+		return err
+	}
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	_, err = fmt.Fprintf(stdout, "token (shown once; give it to %s):\n  %s\nline for APP_TOKENS_FILE:\n  %s\n", *name, tok, line)
+	return err
 }
 
 // loadWorker reads the worker's configuration and checks its queues
@@ -165,7 +260,7 @@ func Worker(_ context.Context, p *process.Process, cfg config.Worker) error {
 	p.Defer(rc.Close)
 	st := store.New(store.Options{Redis: rc, Queues: tasks.Queues(), Logger: p.Logger})
 	w, err := worker.New(worker.Options{
-		Redis: rc, Catalogue: tasks.NewCatalogue(), Cancels: st,
+		Redis: rc, Catalogue: tasks.NewCatalogue().WithLimits(tasks.Limits{MaxResultBytes: cfg.MaxResultBytes}), Cancels: st,
 		Queues: cfg.Queues, StrictPriority: cfg.StrictPriority, Concurrency: cfg.Concurrency,
 		Servers: cfg.Servers, ShutdownTimeout: cfg.ShutdownTimeout, TaskCheckInterval: cfg.TaskCheckInterval,
 		Logger: p.Logger, Registry: p.Registry, Tracer: p.Tracer, Propagator: p.Propagator,
@@ -237,11 +332,11 @@ func RunDevstack(ctx context.Context, inv Invocation, embedded Embedded) error {
 
 func loadDevstack(getenv func(string) string) (config.Devstack, error) {
 	cfg, err := config.LoadDevstack(getenv)
+	if cfg.App.Prod() {
+		return cfg, fmt.Errorf("APP_ENV=prod: devstack is for development only; run app, worker and monitor separately")
+	}
 	if err == nil {
 		err = checkQueues(cfg.Worker)
-	}
-	if err == nil && cfg.App.Prod() {
-		err = fmt.Errorf("APP_ENV=prod: devstack is for development only; run app, worker and monitor separately")
 	}
 	return cfg, err
 }

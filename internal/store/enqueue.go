@@ -60,6 +60,9 @@ type Enqueued struct {
 // task's headers. A task with p.ID set is refused by Redis when one with
 // that ID exists (asynq.ErrTaskIDConflict, wrapped).
 func (s *Store) Enqueue(ctx context.Context, p tasks.Prepared) (Enqueued, error) {
+	if err := s.admit(p.Queue, 1); err != nil {
+		return Enqueued{}, err
+	}
 	ctx, span := s.tracer.Start(ctx, "send "+p.Queue,
 		trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(

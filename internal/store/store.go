@@ -32,6 +32,12 @@ type Options struct {
 	Logger     *slog.Logger
 	// Queues are the queues this deployment runs, highest priority first.
 	Queues []string
+	// MaxPending caps each queue's pending tasks (0: no cap), and
+	// MaxMemory refuses submissions when Redis's used_memory is at least
+	// this fraction of its maxmemory (0: never); both are checked against
+	// what Watch last read.
+	MaxPending int
+	MaxMemory  float64
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }
@@ -46,6 +52,10 @@ type Store struct {
 	log       *slog.Logger
 	queues    []string
 	now       func() time.Time
+
+	maxPending int
+	maxMemory  float64
+	cap        capacity
 }
 
 // New returns a store on o.Redis. Nothing is sent to Redis yet.
@@ -71,6 +81,9 @@ func New(o Options) *Store {
 		log:       o.Logger,
 		queues:    o.Queues,
 		now:       o.Now,
+
+		maxPending: o.MaxPending,
+		maxMemory:  o.MaxMemory,
 	}
 }
 
@@ -98,6 +111,9 @@ var (
 func (s *Store) wrap(op string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if s.sawOOM(err) {
+		return fmt.Errorf("%s: %w: %w", op, ErrRedisFull, err)
 	}
 	if unavailable(err) {
 		return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)

@@ -49,7 +49,32 @@ type Spec struct {
 	// canonical form (defaults filled in); errors are *ValidationError
 	// naming payload fields.
 	canonical func(raw []byte) ([]byte, error)
-	handler   asynq.HandlerFunc
+	run       func(ctx context.Context, t *asynq.Task, l Limits) error
+}
+
+// Limits bound what a task may carry. Zero fields mean the defaults.
+type Limits struct {
+	// MaxPayloadBytes is the largest payload Prepare accepts.
+	MaxPayloadBytes int
+	// MaxResultBytes is the largest result a handler may write; a larger
+	// one fails the task without retries.
+	MaxResultBytes int
+}
+
+// Default limits.
+const (
+	DefaultMaxPayloadBytes = 64 << 10
+	DefaultMaxResultBytes  = 1 << 20
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxPayloadBytes <= 0 {
+		l.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	if l.MaxResultBytes <= 0 {
+		l.MaxResultBytes = DefaultMaxResultBytes
+	}
+	return l
 }
 
 // Define turns a payload type and a handler into a catalogue entry. The
@@ -84,19 +109,21 @@ func Define[T any, P interface {
 			}
 			return json.Marshal(p)
 		},
-		handler: func(ctx context.Context, t *asynq.Task) error {
+		run: func(ctx context.Context, t *asynq.Task, l Limits) error {
 			p, err := parse(t.Payload())
 			if err != nil {
 				// A payload that does not validate never will: no retry.
 				return fmt.Errorf("%s: %w: %w", name, err, asynq.SkipRetry)
 			}
-			job := Job{Result: io.Discard}
+			job := Job{}
 			job.ID, _ = asynq.GetTaskID(ctx)
 			job.Retried, _ = asynq.GetRetryCount(ctx)
 			job.MaxRetry, _ = asynq.GetMaxRetry(ctx)
+			var w io.Writer = io.Discard
 			if rw := t.ResultWriter(); rw != nil {
-				job.Result = rw
+				w = rw
 			}
+			job.Result = &cappedWriter{w: w, left: l.withDefaults().MaxResultBytes}
 			return handle(ctx, p, job)
 		},
 	}
@@ -127,19 +154,48 @@ func prefixed(prefix, field string) string {
 	return prefix + "." + field
 }
 
-// Handler runs a task of this type (with its payload validated first).
-func (s Spec) Handler() asynq.HandlerFunc { return s.handler }
+// Handler runs a task of this type (with its payload validated first)
+// under the default limits.
+func (s Spec) Handler() asynq.HandlerFunc {
+	return func(ctx context.Context, t *asynq.Task) error { return s.run(ctx, t, Limits{}) }
+}
+
+// ErrResultTooLarge is a result over Limits.MaxResultBytes; it ends the
+// task without retries (a rerun would write the same).
+var ErrResultTooLarge = fmt.Errorf("the result is larger than the limit: %w", asynq.SkipRetry)
+
+// cappedWriter refuses a result over the limit instead of storing it.
+type cappedWriter struct {
+	w    io.Writer
+	left int
+}
+
+func (c *cappedWriter) Write(b []byte) (int, error) {
+	if len(b) > c.left {
+		return 0, ErrResultTooLarge
+	}
+	c.left -= len(b)
+	return c.w.Write(b)
+}
 
 // Catalogue holds every task type. Build it with NewCatalogue.
 type Catalogue struct {
-	specs map[string]Spec
-	types []string
+	specs  map[string]Spec
+	types  []string
+	limits Limits
+}
+
+// WithLimits returns a copy of c that enforces l.
+func (c *Catalogue) WithLimits(l Limits) *Catalogue {
+	out := *c
+	out.limits = l.withDefaults()
+	return &out
 }
 
 // NewCatalogueOf returns a catalogue of exactly these types (tests use it
 // to add throwaway types).
 func NewCatalogueOf(specs ...Spec) *Catalogue {
-	c := &Catalogue{specs: map[string]Spec{}}
+	c := &Catalogue{specs: map[string]Spec{}, limits: Limits{}.withDefaults()}
 	for _, s := range specs {
 		if _, dup := c.specs[s.Type]; dup {
 			panic("tasks: task type " + s.Type + " defined twice")
@@ -166,6 +222,7 @@ func (c *Catalogue) Types() []string { return slices.Clone(c.types) }
 // Register installs every handler on mux.
 func (c *Catalogue) Register(mux *asynq.ServeMux) {
 	for _, t := range c.types {
-		mux.HandleFunc(t, c.specs[t].handler)
+		spec, limits := c.specs[t], c.limits
+		mux.HandleFunc(t, func(ctx context.Context, task *asynq.Task) error { return spec.run(ctx, task, limits) })
 	}
 }

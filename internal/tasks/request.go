@@ -62,9 +62,12 @@ func (c *Catalogue) Prepare(r Request) (Prepared, error) {
 		if p.Queue == "" {
 			p.Queue = spec.Defaults.Queue
 		}
-		if !utf8.Valid(r.Payload) {
+		switch {
+		case len(r.Payload) > c.limits.MaxPayloadBytes:
+			verr.Add("payload", fmt.Sprintf("must be at most %d bytes, got %d", c.limits.MaxPayloadBytes, len(r.Payload)))
+		case !utf8.Valid(r.Payload):
 			verr.Add("payload", "must be valid UTF-8 text")
-		} else {
+		default:
 			payload, err := spec.canonical(r.Payload)
 			var perr *ValidationError
 			if errors.As(err, &perr) {

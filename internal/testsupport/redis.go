@@ -31,6 +31,11 @@ func RedisPassword(pw string) RedisOption {
 	return func(args *[]string) { *args = append(*args, "--requirepass", pw) }
 }
 
+// RedisArgs adds command-line arguments (e.g. "--maxmemory", "3mb").
+func RedisArgs(args ...string) RedisOption {
+	return func(a *[]string) { *a = append(*a, args...) }
+}
+
 // StartRedis starts redis-server on a free loopback port, waits until it
 // answers PING and stops it when the test ends. If the port was taken
 // between choosing it and redis binding it (FreePort cannot hold it), the

@@ -32,6 +32,9 @@ func taskPath(queue, id string) string {
 // createTask enqueues one task: 202 with its Location, or, for a repeated
 // Idempotency-Key, 200 with the task the key made first.
 func (s *Server) createTask(w http.ResponseWriter, r *http.Request) error {
+	if err := s.limitSubmit(r, 1); err != nil {
+		return err
+	}
 	var req tasks.Request
 	if err := decodeJSON(w, r, &req); err != nil {
 		s.countEnqueue("", "", err)

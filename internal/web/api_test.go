@@ -555,3 +555,53 @@ func TestQueuesSurviveRedisDataLoss(t *testing.T) {
 		}
 	}
 }
+
+func TestHardening(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	// A wrong method on a known path: 405 with Allow, as problem+json.
+	for path, allow := range map[string]string{
+		"/api/v1/tasks":                 "GET, POST, HEAD",
+		"/api/v1/queues/high/tasks/abc": "GET, DELETE, HEAD",
+		"/api/v1/queues":                "GET, HEAD",
+		"/tasks":                        "POST",
+	} {
+		res := f.do(t, http.MethodPut, path, strings.NewReader("{}"))
+		if res.status != http.StatusMethodNotAllowed || res.header.Get("Allow") != allow {
+			t.Errorf("PUT %s = %d Allow %q, want 405 Allow %q", path, res.status, res.header.Get("Allow"), allow)
+		}
+	}
+	if res := f.do(t, http.MethodPut, "/api/v1/queues/high/tasks/abc", nil); res.header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("API 405 is %q, want problem+json", res.header.Get("Content-Type"))
+	}
+	// No directory listing.
+	for _, p := range []string{"/static/", "/static"} {
+		if res := f.do(t, http.MethodGet, p, nil); res.status == http.StatusOK {
+			t.Errorf("GET %s = 200: %.100s", p, res.body)
+		}
+	}
+	if res := f.do(t, http.MethodGet, "/static/app.css", nil); res.status != http.StatusOK {
+		t.Errorf("the stylesheet: %d", res.status)
+	}
+	// A cross-origin write is refused with a problem document.
+	res := f.do(t, http.MethodPost, "/api/v1/tasks", strings.NewReader(`{"type":"demo:echo"}`),
+		"Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site")
+	if res.status != http.StatusForbidden || res.header.Get("Content-Type") != "application/problem+json" {
+		t.Errorf("cross-origin POST = %d %q", res.status, res.header.Get("Content-Type"))
+	}
+	// A form over 1 MiB: 413.
+	big := "arg=" + strings.Repeat("x", web.MaxBodyBytes) + "&sleep=0s&queue=high"
+	if res := f.do(t, http.MethodPost, "/tasks", strings.NewReader(big), "Content-Type", "application/x-www-form-urlencoded"); res.status != http.StatusRequestEntityTooLarge {
+		t.Errorf("big form = %d, want 413", res.status)
+	}
+	// A null body, and invalid UTF-8 in a payload.
+	if res := f.post(t, `null`); res.status != http.StatusBadRequest {
+		t.Errorf("null body = %d, want 400", res.status)
+	}
+	if res := f.post(t, "{\"type\":\"demo:echo\",\"payload\":{\"arg\":\"\xff\"}}"); res.status != http.StatusUnprocessableEntity || !hasField(res.json(t), "payload") {
+		t.Errorf("invalid UTF-8 payload = %d %s, want 422 naming payload", res.status, res.body)
+	}
+	if n := f.taskCount(t); n != 0 {
+		t.Errorf("%d tasks enqueued by refused requests", n)
+	}
+}

@@ -1,12 +1,15 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
+	"time"
 
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
@@ -77,6 +80,14 @@ func classify(err error) *problem {
 		return with(http.StatusConflict, store.ErrKeyExpiring.Error())
 	case errors.Is(err, store.ErrKeyTaskGone):
 		return with(http.StatusGone, store.ErrKeyTaskGone.Error())
+	case errors.Is(err, store.ErrQueueFull):
+		out := with(http.StatusTooManyRequests, store.ErrQueueFull.Error())
+		out.retryAfter = retryAfterSeconds
+		return out
+	case errors.Is(err, store.ErrRedisFull):
+		out := with(http.StatusServiceUnavailable, store.ErrRedisFull.Error())
+		out.retryAfter = retryAfterSeconds
+		return out
 	case errors.Is(err, store.ErrUnavailable):
 		out := with(http.StatusServiceUnavailable, store.ErrUnavailable.Error())
 		out.retryAfter = retryAfterSeconds
@@ -92,25 +103,32 @@ type handler func(w http.ResponseWriter, r *http.Request) error
 func (s *Server) api(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
-			p := s.report(r, err)
-			if p.retryAfter > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(p.retryAfter))
-			}
-			out := *p
-			out.Instance = r.URL.Path
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.Header().Set("Cache-Control", "no-store")
-			w.WriteHeader(p.Status)
-			_ = json.NewEncoder(w).Encode(out)
+			s.writeProblem(w, r, s.report(r, err))
 		}
 	})
 }
 
-// report classifies err and logs it when it is the server's fault.
+// writeProblem writes p as application/problem+json.
+func (s *Server) writeProblem(w http.ResponseWriter, r *http.Request, p *problem) {
+	if p.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(p.retryAfter))
+	}
+	out := *p
+	out.Instance = r.URL.Path
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// report classifies err and logs it when it is the server's fault, at most
+// one line per kind of fault every few seconds (with how many were left
+// out), so a flood of failing requests does not flood the logs.
 func (s *Server) report(r *http.Request, err error) *problem {
 	p := classify(err)
 	if p.Status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", p.Status), slog.Any("err", err))
+		s.errLog.write(r.Context(), strconv.Itoa(p.Status)+" "+r.Pattern, "request failed",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", p.Status), slog.Any("err", err))
 	}
 	return p
 }
@@ -120,4 +138,35 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
+}
+
+// sampledLog writes at most one error line per key every interval, with
+// the number of lines it left out since the last one.
+type sampledLog struct {
+	log      *slog.Logger
+	interval time.Duration
+	mu       sync.Mutex
+	last     map[string]time.Time
+	dropped  map[string]int
+}
+
+func newSampledLog(log *slog.Logger, interval time.Duration) *sampledLog {
+	return &sampledLog{log: log, interval: interval, last: map[string]time.Time{}, dropped: map[string]int{}}
+}
+
+func (l *sampledLog) write(ctx context.Context, key, msg string, attrs ...any) {
+	now := time.Now()
+	l.mu.Lock()
+	if now.Sub(l.last[key]) < l.interval {
+		l.dropped[key]++
+		l.mu.Unlock()
+		return
+	}
+	suppressed := l.dropped[key]
+	l.last[key], l.dropped[key] = now, 0
+	l.mu.Unlock()
+	if suppressed > 0 {
+		attrs = append(attrs, slog.Int("suppressed", suppressed))
+	}
+	l.log.ErrorContext(ctx, msg, attrs...)
 }

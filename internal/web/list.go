@@ -85,6 +85,11 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
+	release, err := s.listSlot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	p, _, err := s.store.List(ctx, q.storeQuery())
 	if err != nil {
 		return err
@@ -120,6 +125,11 @@ type finishedTask struct {
 func (s *Server) finishedTasks(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
+	release, err := s.listSlot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	p, _, err := s.store.List(ctx, store.Query{States: []string{"completed"}, Page: 1, PageSize: store.MaxPageSize})
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"taskstack/internal/guard"
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 )
@@ -122,36 +123,69 @@ func prettyJSON(raw json.RawMessage) string {
 func (s *Server) ui(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := h(w, r); err != nil {
-			p := s.report(r, err)
-			if p.retryAfter > 0 {
-				w.Header().Set("Retry-After", fmt.Sprint(p.retryAfter))
-			}
-			msg := p.Detail
-			if p.Status >= 500 {
-				msg = "Something went wrong on our side. Please try again in a moment."
-				if p.Status == http.StatusServiceUnavailable {
-					msg = "The task store is unavailable right now. Please try again in a few seconds."
-				}
-			}
-			_ = s.page.render(w, p.Status, "error.html", map[string]any{
-				"Status": p.Status, "Title": p.Title, "Message": msg, "Links": s.navLinks(),
-			})
+			s.errorPage(w, r, s.report(r, err))
 		}
 	})
 }
 
+// errorPage renders p for a person; server faults never show their text.
+func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, p *problem) {
+	if p.retryAfter > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(p.retryAfter))
+	}
+	msg := p.Detail
+	if p.Status >= 500 {
+		msg = "Something went wrong on our side. Please try again in a moment."
+		if p.Status == http.StatusServiceUnavailable {
+			msg = "The task store is unavailable right now. Please try again in a few seconds."
+		}
+	}
+	_ = s.page.render(w, p.Status, "error.html", map[string]any{
+		"Status": p.Status, "Title": p.Title, "Message": msg, "Links": s.navLinks(r),
+	})
+}
+
+// parseForm reads a form body of at most MaxBodyBytes (413 over it).
+func (s *Server) parseForm(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return err
+		}
+		return newProblem(http.StatusBadRequest, "The form could not be read.")
+	}
+	return nil
+}
+
+// static serves the page's CSS and script, and never a directory listing.
 func (s *Server) static() http.Handler {
 	sub, _ := fs.Sub(staticFS, "static")
-	return http.StripPrefix("/static/", http.FileServerFS(sub))
+	files := http.StripPrefix("/static/", http.FileServerFS(sub))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") {
+			s.errorPage(w, r, newProblem(http.StatusNotFound, "There is no page at this address."))
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 }
 
 type navLinks struct {
 	Monitor string
 	Grafana string
+	// User is who is logged in ("" when nobody is asked); Logout offers
+	// to end a session.
+	User   string
+	Logout bool
 }
 
-func (s *Server) navLinks() navLinks {
-	return navLinks{Monitor: s.o.MonitorURL, Grafana: s.o.GrafanaURL}
+func (s *Server) navLinks(r *http.Request) navLinks {
+	n := navLinks{Monitor: s.o.MonitorURL, Grafana: s.o.GrafanaURL}
+	if id := identity(r.Context()); id.Via != "" && id.Via != guard.ViaOpen {
+		n.User, n.Logout = id.Name, id.Via == guard.ViaSession
+	}
+	return n
 }
 
 // formValues is what the person typed, echoed back with field errors.
@@ -202,13 +236,18 @@ func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int,
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
+	release, err := s.listSlot(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	p, qs, err := s.store.List(ctx, q.storeQuery())
 	if err != nil {
 		return err
 	}
 	page := toTaskPage(q, p)
 	data := indexData{
-		Title: "Tasks", Links: s.navLinks(), Form: form, Errors: errs,
+		Title: "Tasks", Links: s.navLinks(r), Form: form, Errors: errs,
 		Filter: q, Filtered: r.URL.Query().Get("state") != "" || r.URL.Query().Get("queue") != "",
 		Page: page, Queues: toQueuesJSON(qs), Self: r.URL.RequestURI(),
 	}
@@ -261,9 +300,11 @@ func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int,
 // submitForm is the no-JavaScript path: validate with the API's rules, then
 // redirect (POST/redirect/GET) or show the form again with field errors.
 func (s *Server) submitForm(w http.ResponseWriter, r *http.Request) error {
-	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	if err := r.ParseForm(); err != nil {
-		return newProblem(http.StatusBadRequest, "The form could not be read.")
+	if err := s.parseForm(w, r); err != nil {
+		return err
+	}
+	if err := s.limitSubmit(r, 1); err != nil {
+		return err
 	}
 	form := formValues{
 		Arg:   r.PostFormValue("arg"),
@@ -326,5 +367,5 @@ func (s *Server) taskPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.page.render(w, http.StatusOK, "task.html", map[string]any{"Links": s.navLinks(), "Task": toTaskJSON(t)})
+	return s.page.render(w, http.StatusOK, "task.html", map[string]any{"Links": s.navLinks(r), "Task": toTaskJSON(t)})
 }

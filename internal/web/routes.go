@@ -2,6 +2,8 @@ package web
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
@@ -13,7 +15,9 @@ import (
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
 // routes is the app's whole HTTP surface but for the operational endpoints
-// (/metrics, /healthz, /readyz), which the process skeleton serves.
+// (/metrics, /healthz, /readyz), which the process skeleton serves. Every
+// route names the scope it needs; with authentication off (dev) everyone
+// has every scope.
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.Handler) {
@@ -22,30 +26,61 @@ func (s *Server) routes() http.Handler {
 		mux.Handle(pattern, otelhttp.NewHandler(h, pattern,
 			otelhttp.WithTracerProvider(s.o.Tracer), otelhttp.WithPropagators(s.o.Propagator)))
 	}
+	page := func(scope guard.Scope, h handler) http.Handler { return s.require(scope, true, s.ui(h)) }
+	api := func(scope guard.Scope, h handler) http.Handler { return s.require(scope, false, s.api(h)) }
 
 	// The page.
-	handle("GET /{$}", s.ui(s.index))
-	handle("POST /tasks", s.ui(s.submitForm))
-	handle("GET /tasks/{queue}/{id}", s.ui(s.taskPage))
+	handle("GET /{$}", page(guard.ScopeRead, s.index))
+	handle("POST /tasks", page(guard.ScopeWrite, s.submitForm))
+	handle("GET /tasks/{queue}/{id}", page(guard.ScopeRead, s.taskPage))
 	handle("GET /static/", s.static())
+	handle("GET /login", s.ui(s.getLogin))
+	handle("POST /login", s.ui(s.postLogin))
+	handle("POST /logout", s.ui(s.postLogout))
 
 	// The API.
-	handle("POST /api/v1/tasks", s.api(s.createTask))
-	handle("GET /api/v1/tasks", s.api(s.listTasks))
-	handle("GET /api/v1/queues", s.api(s.listQueues))
-	handle("GET /api/v1/queues/{queue}/tasks/{id}", s.api(s.getTask))
-	handle("DELETE /api/v1/queues/{queue}/tasks/{id}", s.api(s.deleteTask))
-	handle("GET /finished_tasks", s.api(s.finishedTasks))
+	handle("POST /api/v1/tasks", api(guard.ScopeWrite, s.createTask))
+	handle("GET /api/v1/tasks", api(guard.ScopeRead, s.listTasks))
+	handle("GET /api/v1/queues", api(guard.ScopeRead, s.listQueues))
+	handle("GET /api/v1/queues/{queue}/tasks/{id}", api(guard.ScopeRead, s.getTask))
+	handle("DELETE /api/v1/queues/{queue}/tasks/{id}", api(guard.ScopeAdmin, s.deleteTask))
+	handle("GET /finished_tasks", api(guard.ScopeRead, s.finishedTasks))
 
-	// Anything else: a problem for API clients, a page for people.
+	// Anything else: 405 with Allow for a known path and another method, a
+	// 404 problem for API clients, a page for people.
 	handle("/api/", s.api(func(w http.ResponseWriter, r *http.Request) error {
-		return newProblem(http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+		return s.notFound(mux, w, r, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	}))
 	handle("/", s.ui(func(w http.ResponseWriter, r *http.Request) error {
-		return newProblem(http.StatusNotFound, "There is no page at this address.")
+		return s.notFound(mux, w, r, "There is no page at this address.")
 	}))
 	// Cross-site POSTs and DELETEs (a page elsewhere submitting to us from a
 	// user's browser) are refused; API clients such as curl send no
 	// Origin/Sec-Fetch-Site and are unaffected.
-	return guard.Headers(contentSecurityPolicy, http.NewCrossOriginProtection().Handler(mux))
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(s.api(func(http.ResponseWriter, *http.Request) error {
+		return newProblem(http.StatusForbidden, "cross-origin request refused: send it from this site's own pages, or without a browser's Origin header")
+	}))
+	return guard.Headers(contentSecurityPolicy, cop.Handler(mux))
+}
+
+// notFound answers 405 with Allow when the path exists for other methods
+// (the catch-all patterns hide ServeMux's own 405), 404 otherwise.
+func (s *Server) notFound(mux *http.ServeMux, w http.ResponseWriter, r *http.Request, msg string) error {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "/api/" && !slices.Contains(allow, m) {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		if slices.Contains(allow, http.MethodGet) {
+			allow = append(allow, http.MethodHead)
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		return newProblem(http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; use "+strings.Join(allow, ", "))
+	}
+	return newProblem(http.StatusNotFound, msg)
 }

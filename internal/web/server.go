@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"taskstack/internal/guard"
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 	"taskstack/internal/telemetry"
@@ -26,6 +28,18 @@ type Options struct {
 	// RequestTimeout bounds the Redis work of one request (5s when zero).
 	RequestTimeout time.Duration
 
+	// Auth tells who a request comes from (nil: nobody is asked, dev).
+	Auth *guard.Authenticator
+	// Tokens and Sessions let people log in with a token on the page.
+	Tokens   *guard.Tokens
+	Sessions *guard.Sessions
+	// Lockout slows down addresses that keep failing to authenticate.
+	Lockout *guard.Lockout
+	// SubmitLimit is every credential's submission budget (nil: none).
+	SubmitLimit *guard.Limiter
+	// MaxLists bounds the task lists read at once (8 when zero).
+	MaxLists int
+
 	Logger     *slog.Logger
 	Registry   prometheus.Registerer
 	Tracer     trace.TracerProvider
@@ -38,8 +52,12 @@ type Server struct {
 	store    *store.Store
 	cat      *tasks.Catalogue
 	log      *slog.Logger
+	auth     *guard.Authenticator
 	httpm    *telemetry.HTTPMetrics
 	enqueued *prometheus.CounterVec
+	rejected *prometheus.CounterVec
+	lists    chan struct{}
+	errLog   *sampledLog
 	page     *pageRenderer
 	handler  http.Handler
 }
@@ -61,7 +79,16 @@ func New(o Options) (*Server, error) {
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 5 * time.Second
 	}
-	s := &Server{o: o, store: o.Store, cat: o.Catalogue, log: o.Logger}
+	if o.Auth == nil {
+		o.Auth = guard.NewAuthenticator(guard.AuthOptions{})
+	}
+	if o.MaxLists <= 0 {
+		o.MaxLists = 8
+	}
+	s := &Server{
+		o: o, store: o.Store, cat: o.Catalogue, log: o.Logger, auth: o.Auth,
+		lists: make(chan struct{}, o.MaxLists), errLog: newSampledLog(o.Logger, 5*time.Second),
+	}
 	var err error
 	if s.httpm, err = telemetry.NewHTTPMetrics(o.Registry); err != nil {
 		return nil, err
@@ -70,8 +97,17 @@ func New(o Options) (*Server, error) {
 		Name: "taskstack_tasks_enqueued_total",
 		Help: "Enqueue attempts by task type, queue and outcome (ok, rejected by validation, error from Redis).",
 	}, []string{"type", "queue", "outcome"})
-	if err := o.Registry.Register(s.enqueued); err != nil {
-		return nil, err
+	s.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "taskstack_tasks_rejected_total",
+		Help: "Task submissions refused before reaching a queue, by reason: rate_limit (per credential), queue_full (QUEUE_MAX_PENDING), redis_full (Redis memory headroom or OOM).",
+	}, []string{"reason"})
+	for _, c := range []prometheus.Collector{s.enqueued, s.rejected} {
+		if err := o.Registry.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	for _, reason := range []string{"rate_limit", "queue_full", "redis_full"} {
+		s.rejected.WithLabelValues(reason)
 	}
 	// Pre-create the known series so rates start from zero, not from absent.
 	for _, typ := range s.cat.Types() {
@@ -90,8 +126,15 @@ func New(o Options) (*Server, error) {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-// countEnqueue records one enqueue outcome with bounded labels.
+// countEnqueue records one enqueue outcome with bounded labels, and why a
+// submission was refused for capacity.
 func (s *Server) countEnqueue(typ, queue string, err error) {
+	switch {
+	case errors.Is(err, store.ErrQueueFull):
+		s.rejected.WithLabelValues("queue_full").Inc()
+	case errors.Is(err, store.ErrRedisFull):
+		s.rejected.WithLabelValues("redis_full").Inc()
+	}
 	if _, ok := s.cat.Lookup(typ); !ok {
 		typ = "unknown"
 	}
@@ -112,4 +155,20 @@ func (s *Server) countEnqueue(typ, queue string, err error) {
 // cannot hang a client.
 func (s *Server) requestContext(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), s.o.RequestTimeout)
+}
+
+// listSlot waits briefly for one of the MaxLists slots of list reads; a
+// busy app answers 503 rather than piling up reads of Redis.
+func (s *Server) listSlot(ctx context.Context) (release func(), err error) {
+	t := time.NewTimer(250 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case s.lists <- struct{}{}:
+		return func() { <-s.lists }, nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	p := newProblem(http.StatusServiceUnavailable, "too many task lists are being read right now; try again in a moment")
+	p.retryAfter = 1
+	return nil, p
 }

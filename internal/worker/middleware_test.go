@@ -134,7 +134,7 @@ func TestCancelledTaskIsNotRetried(t *testing.T) {
 	}
 	// A just-started worker may not have subscribed to asynq's cancel
 	// channel yet: cancel again (through the store) until it is out.
-	testsupport.Eventually(t, 15*time.Second, "the cancelled task archived", func() bool {
+	testsupport.Eventually(t, 40*time.Second, "the cancelled task archived", func() bool {
 		ti, err := b.insp.GetTaskInfo("high", id)
 		if err == nil && ti.State == asynq.TaskStateActive {
 			_, _ = b.store.Delete(context.Background(), "high", id)
