@@ -4,8 +4,8 @@
 #                                     the tags the overlays use (dev and prod)
 #   make k8s-load-kind [KIND_CLUSTER=kind]   load them into a kind cluster
 #   make k8s-load-minikube            load them into minikube
-#   make k8s-secrets ENV=dev|prod     create the git-ignored secret files
-#                                     (dev: the examples; prod: random values)
+#   make k8s-secrets ENV=prod         create the git-ignored secret files
+#                                     (random values, one admin token)
 #   make k8s-apply ENV=dev|prod [COMPONENTS="monitoring keda"]
 #   make k8s-diff / k8s-delete ENV=... [COMPONENTS=...]
 #   make k8s-render ENV=... [COMPONENTS=...]  print the manifests (kubectl kustomize)
@@ -27,6 +27,8 @@ KIND ?= kind
 KIND_CLUSTER ?= kind
 MINIKUBE ?= minikube
 GO ?= go
+# How to run the app binary for `token new` (the tests point it at a build).
+APP ?= cd $(K8S_ROOT) && $(GO) run ./cmd/app
 
 # Image tags, one per overlay: keep them equal to `images:` in
 # overlays/<env>/kustomization.yaml (deploy/checks/k8s checks it).
@@ -64,20 +66,24 @@ k8s-check-env:
 		[ -f "$(K8S_DIR)/components/$$c/kustomization.yaml" ] || { echo "unknown component '$$c' (see $(K8S_DIR)/components)" >&2; exit 2; }; \
 	done
 
-## k8s-secrets: create overlays/$(ENV)/secrets/*.env if missing (never overwrites)
+## k8s-secrets: create overlays/prod/secrets/* if missing (never overwrites): random passwords and keys, and one admin API token, printed once
 k8s-secrets: k8s-check-env
-	@for ex in $(K8S_OVERLAY)/secrets/*.env.example; do \
+	@if [ "$(ENV)" = dev ]; then echo "dev needs no secret files: its dev-only values are in overlays/dev"; exit 0; fi; \
+	for ex in $(K8S_OVERLAY)/secrets/*.env.example; do \
 		f=$${ex%.example}; \
 		if [ -e "$$f" ]; then echo "keeping $$f"; continue; fi; \
-		if [ "$(ENV)" = dev ]; then \
-			cp "$$ex" "$$f"; \
-		else \
-			( umask 077; grep -v '^#' "$$ex" | sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' | while read -r k; do \
-				printf '%s=%s\n' "$$k" "$$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"; \
-			done > "$$f" ); \
-		fi; \
+		( umask 077; grep -v '^#' "$$ex" | sed -n 's/^\([A-Z_][A-Z0-9_]*\)=.*/\1/p' | while read -r k; do \
+			printf '%s=%s\n' "$$k" "$$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"; \
+		done > "$$f" ); \
 		echo "wrote $$f"; \
-	done
+	done; \
+	tokens=$(K8S_OVERLAY)/secrets/tokens; \
+	if [ -e "$$tokens" ]; then echo "keeping $$tokens"; else \
+		out=$$($(APP) token new --name admin --scopes tasks:admin) || exit 1; \
+		( umask 077; printf '%s\n' "$$out" | sed -n 's/^  \(admin:.*\)$$/\1/p' > "$$tokens" ); \
+		echo "wrote $$tokens with one admin token; it is shown once, keep it:"; \
+		printf '%s\n' "$$out" | sed -n '2p'; \
+	fi
 
 # The composite kustomization for COMPONENTS (deploy/checks/k8s builds the
 # same file).
@@ -89,12 +95,13 @@ k8s-kustomization: k8s-check-env
 		} > $(K8S_DIR)/.build/$(ENV)/kustomization.yaml; \
 	fi
 
-# dev creates its secret files from the examples; prod must have them.
+# dev has no secret files; prod must have them all.
 k8s-ensure-secrets: k8s-check-env
-	@if [ "$(ENV)" = dev ]; then $(MAKE) --no-print-directory -f $(K8S_DIR)/k8s.mk k8s-secrets ENV=dev >/dev/null; fi
-	@for ex in $(K8S_OVERLAY)/secrets/*.env.example; do \
-		[ -e "$${ex%.example}" ] || { echo "missing $${ex%.example}: create it from $$ex or run 'make k8s-secrets ENV=$(ENV)'" >&2; exit 2; }; \
-	done
+	@if [ "$(ENV)" = prod ]; then \
+		for ex in $(K8S_OVERLAY)/secrets/*.example; do \
+			[ -e "$${ex%.example}" ] || { echo "missing $${ex%.example}: create it from $$ex or run 'make k8s-secrets ENV=prod'" >&2; exit 2; }; \
+		done; \
+	fi
 
 k8s-render: k8s-ensure-secrets k8s-kustomization
 	$(KUBECTL) kustomize $(K8S_TARGET)

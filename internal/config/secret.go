@@ -16,10 +16,10 @@ const MinSecretLength = 16
 // or symbols around it ("Password123456!!").
 func WeakSecret(s string) string {
 	switch {
-	case len(s) < MinSecretLength:
-		return "must be at least 16 characters"
 	case IsPlaceholder(s):
 		return "is a placeholder; set a real secret"
+	case len(s) < MinSecretLength:
+		return "must be at least 16 characters"
 	case repeated(s):
 		return "is one short pattern repeated; use a random value (e.g. openssl rand -hex 24)"
 	case distinct(s) < 6:

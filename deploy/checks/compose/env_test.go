@@ -12,7 +12,19 @@ import (
 // their default, with the reason. Every other variable config.Vars reports
 // must be given explicitly, so a new setting forces a decision here.
 var defaultIsFine = map[string]map[string]string{
-	"app": commonDefaults,
+	"app": merge(commonDefaults, map[string]string{
+		"APP_SESSION_TTL":          "12h sessions suit a work day",
+		"APP_AUTH_PROXY_HEADER":    "compose ships token auth; a proxy setup sets it (docs/security.md)",
+		"APP_AUTH_PROXY_CIDRS":     "only with APP_AUTH_PROXY_HEADER",
+		"APP_AUTH_PROXY_SCOPES":    "only with APP_AUTH_PROXY_HEADER",
+		"APP_SECURE_COOKIE":        "the default follows APP_ENV: Secure in prod (TLS in front), not in dev (plain http://localhost)",
+		"APP_RATE_LIMIT":           "the default follows APP_ENV: 100/s per credential in prod, off in dev",
+		"APP_RATE_BURST":           "the binary's 200 absorbs a client's bursts",
+		"QUEUE_MAX_PENDING":        "the binary's 100,000 per queue bounds one client's backlog",
+		"TASK_MAX_PAYLOAD_BYTES":   "the binary's 64 KiB fits every task type shipped",
+		"REDIS_MAX_MEMORY_USE":     "the binary's 90% of REDIS_MAXMEMORY leaves room for results and retries",
+		"APP_MAX_CONCURRENT_LISTS": "the binary's 8 fits the app's 1 CPU limit",
+	}),
 	"monitor": merge(commonDefaults, map[string]string{
 		"MONITOR_ROOT_PATH":        "served at / on its own port",
 		"MONITOR_SHUTDOWN_TIMEOUT": "the binary's 15s fits compose's stop_grace_period of 15s",
@@ -21,6 +33,7 @@ var defaultIsFine = map[string]map[string]string{
 		"WORKER_STRICT_PRIORITY":     "weighted queues (WORKER_QUEUES) are the intended policy",
 		"WORKER_SERVERS":             "one dequeue loop per replica; scale with WORKER_REPLICAS",
 		"WORKER_TASK_CHECK_INTERVAL": "the binary's default balances latency and idle Redis load",
+		"TASK_MAX_RESULT_BYTES":      "the binary's 1 MiB is far above what the shipped task types write",
 	}),
 }
 
@@ -107,6 +120,7 @@ func TestProdRefusesPlaceholderSecrets(t *testing.T) {
 		"REDIS_PASSWORD":         "changeme",
 		"MONITOR_PASSWORD":       "change-me-please",
 		"GRAFANA_ADMIN_PASSWORD": "admin",
+		"APP_SESSION_KEY":        "secretsecretsecret",
 	}
 	p, err := b.load(t, "prod", placeholders)
 	if err != nil {

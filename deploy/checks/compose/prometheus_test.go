@@ -292,12 +292,12 @@ func TestPrometheusScrapesRealBinaries(t *testing.T) {
 	otlp, exports := otlpSink(t)
 
 	ports := map[string]int{}
-	for _, job := range []string{"app", "worker", "monitor", "prometheus"} {
+	for _, job := range []string{"app", "app-admin", "worker", "monitor", "prometheus"} {
 		ports[job] = testsupport.FreePort(t)
 	}
 	local := func(job string) string { return fmt.Sprintf("127.0.0.1:%d", ports[job]) }
 	overrides := map[string]map[string]string{
-		"app":     {"APP_ADDR": local("app")},
+		"app":     {"APP_ADDR": local("app"), "APP_ADMIN_ADDR": local("app-admin")},
 		"worker":  {"WORKER_ADMIN_ADDR": local("worker")},
 		"monitor": {"MONITOR_ADDR": local("monitor"), "MONITOR_PROMETHEUS_URL": "http://" + local("prometheus")},
 	}
@@ -319,7 +319,7 @@ func TestPrometheusScrapesRealBinaries(t *testing.T) {
 
 	prom := startPrometheus(t, localPrometheusConfig(t, b, map[string]string{
 		"prometheus": local("prometheus"),
-		"app":        local("app"),
+		"app":        local("app-admin"), // the app's /metrics is on its admin port
 		"worker":     local("worker"),
 		"monitor":    local("monitor"),
 	}), ports["prometheus"])

@@ -51,7 +51,7 @@ func TestScrapeConfigMatchesCompose(t *testing.T) {
 	}
 	want := map[string]string{
 		"prometheus": "localhost:9090",
-		"app":        "app:" + port("app", "APP_ADDR"),
+		"app":        "app:" + port("app", "APP_ADMIN_ADDR"),
 		"monitor":    "monitor:" + port("monitor", "MONITOR_ADDR"),
 	}
 	var jobs []string

@@ -22,6 +22,7 @@ var prodSecrets = map[string]string{
 	"REDIS_PASSWORD":         "q8Vd2LmX7rTz4Kw9NbHc",
 	"MONITOR_PASSWORD":       "Wm3xR9tLq2VzK7pB",
 	"GRAFANA_ADMIN_PASSWORD": "Hy6nC2wQ8sTd4FgJ",
+	"APP_SESSION_KEY":        "Pd5kV8nR2wXc7LmT",
 }
 
 // bundle is what most tests need: where things are.

@@ -3,6 +3,9 @@ package k8s
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,14 +45,21 @@ func TestBinariesServeProbes(t *testing.T) {
 					env[k] = v.value
 				}
 				// The cluster's addresses do not exist here: the test's
-				// Redis, and a free loopback port for the listener.
+				// Redis, and free loopback ports for the listeners.
 				env["REDIS_URL"] = redis.URL
 				addr := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t))
 				env[served[bin].addrVar] = addr
+				metricsBase := "http://" + addr
+				if v := served[bin].metricsVar; v != "" {
+					maddr := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t))
+					env[v], metricsBase = maddr, "http://"+maddr
+				}
+				mountSecretFiles(t, r, p, c, env)
 				proc := testsupport.StartProcess(t, testsupport.BuildBinary(t, bin), env)
 				base := "http://" + addr
 				testsupport.WaitHTTP(t, proc, base+"/healthz", 60*time.Second)
-				paths := []string{"/metrics"}
+				testsupport.WaitHTTP(t, proc, metricsBase+"/metrics", 10*time.Second)
+				var paths []string
 				for _, pr := range []*corev1.Probe{c.StartupProbe, c.LivenessProbe, c.ReadinessProbe} {
 					paths = append(paths, pr.HTTPGet.Path)
 				}
@@ -64,6 +74,39 @@ func TestBinariesServeProbes(t *testing.T) {
 					})
 				}
 			})
+		}
+	}
+}
+
+// mountSecretFiles writes the files of the container's Secret volumes into
+// a temporary directory, as the kubelet would mount them, and points every
+// variable naming a path under a mount at the copy.
+func mountSecretFiles(t *testing.T, r *rendered, p podTemplate, c corev1.Container, env map[string]string) {
+	t.Helper()
+	secretOf := map[string]string{}
+	for _, v := range p.spec.Volumes {
+		if v.Secret != nil {
+			secretOf[v.Name] = v.Secret.SecretName
+		}
+	}
+	for _, m := range c.VolumeMounts {
+		name, ok := secretOf[m.Name]
+		if !ok {
+			continue
+		}
+		dir := filepath.Join(t.TempDir(), m.MountPath)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range r.secret(t, name).Data {
+			if err := os.WriteFile(filepath.Join(dir, k), v, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for k, v := range env {
+			if rest, ok := strings.CutPrefix(v, m.MountPath+"/"); ok {
+				env[k] = filepath.Join(dir, rest)
+			}
 		}
 	}
 }

@@ -235,6 +235,8 @@ func TestSecretExamples(t *testing.T) {
 			want = append(want, v.Name)
 		}
 	}
+	// Files mounted from Secrets: the app's tokens file (APP_TOKENS_FILE).
+	want = append(want, "tokens")
 	slices.Sort(want)
 	if !slices.Equal(names, want) {
 		t.Errorf("Secret keys %v, want exactly the secrets the binaries read %v", names, want)

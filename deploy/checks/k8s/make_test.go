@@ -1,6 +1,8 @@
 package k8s
 
 import (
+	"taskstack/internal/testsupport"
+
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,19 +107,33 @@ func TestMakeComposite(t *testing.T) {
 	}
 }
 
-// TestMakeSecrets checks that on a fresh clone `make k8s-secrets` creates
-// secrets each environment accepts: the examples for dev, random values
-// for prod (which refuses the examples' placeholders).
+// TestMakeSecrets checks that on a fresh clone dev applies as cloned, and
+// `make k8s-secrets ENV=prod` creates secrets prod accepts (random values
+// and a first admin token; prod refuses the examples' placeholders).
 func TestMakeSecrets(t *testing.T) {
 	t.Parallel()
+	app := "APP=" + testsupport.BuildBinary(t, "app")
 	for _, env := range envs {
 		t.Run(env, func(t *testing.T) {
 			t.Parallel()
 			root := stageForTest(t, noSecrets)
-			if _, err := buildDir(root, variant{env: env}); err == nil {
-				t.Fatal("the overlay builds without its secret files")
+			_, err := buildDir(root, variant{env: env})
+			switch {
+			case env == "dev" && err != nil:
+				t.Fatalf("dev must build as cloned, without secret files: %v", err)
+			case env == "prod" && err == nil:
+				t.Fatal("prod builds without its secret files")
 			}
-			makeIn(t, root, "k8s-secrets", "ENV="+env)
+			out := makeIn(t, root, "k8s-secrets", "ENV="+env, app)
+			if env == "prod" {
+				tokens, err := os.ReadFile(filepath.Join(root, "overlays", env, "secrets", "tokens"))
+				if err != nil || !strings.HasPrefix(string(tokens), "admin:tasks:admin:") {
+					t.Errorf("make k8s-secrets wrote no admin token line: %q (%v)", tokens, err)
+				}
+				if !strings.Contains(out, "tsk_") || strings.Contains(string(tokens), "tsk_") {
+					t.Errorf("the token must be printed once and only its hash stored:\n%s", out)
+				}
+			}
 			r, err := buildDir(root, variant{env: env})
 			if err != nil {
 				t.Fatal(err)
@@ -133,7 +149,7 @@ func TestMakeSecrets(t *testing.T) {
 			}
 			// A second run keeps what is there.
 			before, _ := os.ReadFile(filepath.Join(root, "overlays", env, "secrets", "redis.env"))
-			makeIn(t, root, "k8s-secrets", "ENV="+env)
+			makeIn(t, root, "k8s-secrets", "ENV="+env, app)
 			after, _ := os.ReadFile(filepath.Join(root, "overlays", env, "secrets", "redis.env"))
 			if string(before) != string(after) {
 				t.Error("make k8s-secrets overwrote an existing secret file")

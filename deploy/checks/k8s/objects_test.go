@@ -370,7 +370,7 @@ func TestNetworkPolicies(t *testing.T) {
 				{"worker to OTLP", "worker", "ns:monitoring", 4318},
 				{"app to OTLP", "app", "ns:monitoring", 4317},
 				{"monitor to Prometheus", "monitor", "ns:monitoring", 9090},
-				{"Prometheus scrapes app", "ns:monitoring", "app", 8080},
+				{"Prometheus scrapes app", "ns:monitoring", "app", 9091},
 				{"Prometheus scrapes worker", "ns:monitoring", "worker", 9090},
 				{"Prometheus scrapes monitor", "ns:monitoring", "monitor", 8081},
 			}
@@ -407,6 +407,10 @@ func TestNetworkPolicies(t *testing.T) {
 						flows = append(flows, flow{bin + " to " + name, bin, "ns:" + parts[1], int32(port)})
 					}
 				}
+			}
+			// The app's admin port (/metrics) is for Prometheus only.
+			if allows(nps, pods["app"], networkingv1.PolicyTypeIngress, "ns:ingress-nginx", pods, 9091) {
+				t.Error("the app's admin port 9091 is reachable from outside the monitoring namespace")
 			}
 			for _, f := range flows {
 				if f.from[:3] != "ns:" && !allows(nps, pods[f.from], networkingv1.PolicyTypeEgress, f.to, pods, f.port) {

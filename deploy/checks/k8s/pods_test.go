@@ -113,14 +113,16 @@ func TestPodsHardened(t *testing.T) {
 	}
 }
 
-// served is what each binary serves on the port of its address variable.
+// served is what each binary serves on the port of its address variable,
+// and the variable of the port its /metrics is on when that is another.
 var served = map[string]struct {
-	addrVar string
-	paths   []string
+	addrVar    string
+	paths      []string
+	metricsVar string
 }{
-	"app":     {"APP_ADDR", []string{"/healthz", "/readyz", "/metrics"}},
-	"worker":  {"WORKER_ADMIN_ADDR", []string{"/healthz", "/readyz", "/metrics"}},
-	"monitor": {"MONITOR_ADDR", []string{"/healthz", "/readyz", "/metrics"}},
+	"app":     {"APP_ADDR", []string{"/healthz", "/readyz"}, "APP_ADMIN_ADDR"},
+	"worker":  {"WORKER_ADMIN_ADDR", []string{"/healthz", "/readyz", "/metrics"}, ""},
+	"monitor": {"MONITOR_ADDR", []string{"/healthz", "/readyz", "/metrics"}, ""},
 }
 
 // binary names the taskstack binary a container runs, or "" for others.
