@@ -62,7 +62,8 @@ func TestProdRefusesToStartWithoutRealCredentials(t *testing.T) {
 		{"user without password", map[string]string{"MONITOR_USERNAME": "ops"}, "MONITOR_PASSWORD"},
 		{"placeholder password", map[string]string{"MONITOR_USERNAME": "ops", "MONITOR_PASSWORD": "change-me-now-please"}, "MONITOR_PASSWORD: is a placeholder"},
 		{"known weak password", map[string]string{"MONITOR_USERNAME": "ops", "MONITOR_PASSWORD": "password"}, "MONITOR_PASSWORD: is a placeholder"},
-		{"short password", map[string]string{"MONITOR_USERNAME": "ops", "MONITOR_PASSWORD": "x7-Qk2"}, "MONITOR_PASSWORD: must be at least 12 characters"},
+		{"repeated password", map[string]string{"MONITOR_USERNAME": "ops", "MONITOR_PASSWORD": "passwordpassword"}, "MONITOR_PASSWORD: is one short pattern repeated"},
+		{"short password", map[string]string{"MONITOR_USERNAME": "ops", "MONITOR_PASSWORD": "x7-Qk2"}, "MONITOR_PASSWORD: must be at least 16 characters"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
