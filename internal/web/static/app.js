@@ -64,8 +64,23 @@
     return new Date(iso).toISOString().slice(0, 19).replace("T", " ") + " UTC";
   }
 
+  // A session that ended (logged out elsewhere, token revoked, expired):
+  // reload, and the server answers with its login page.
+  function sessionEnded(res) {
+    if (res.status === 401) {
+      window.location.reload();
+      return true;
+    }
+    return false;
+  }
+
   async function getJSON(url) {
     const res = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+    if (sessionEnded(res)) {
+      const err = new Error("HTTP 401");
+      err.status = 401;
+      throw err;
+    }
     if (!res.ok) {
       const err = new Error("HTTP " + res.status);
       err.status = res.status;
@@ -207,8 +222,11 @@
         } catch (e) {
           // A proxy's HTML error page: fall through with an empty problem.
         }
+        if (sessionEnded(res)) return;
         if (!res.ok) {
-          if (res.status >= 500 || res.status === 429) {
+          if (res.status === 403) {
+            say("The task was not submitted: your token may read tasks but not submit them.", true);
+          } else if (res.status >= 500 || res.status === 429) {
             say("The task was not submitted: the server is busy or unavailable. Try again in a moment.", true);
           } else {
             showErrors(data);
