@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/network"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -690,4 +691,69 @@ func (b *browserTab) screenshot(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	t.Logf("wrote %s (%d bytes)", path, len(png))
+}
+
+// liveUpdate submits a task from the page and waits for its row to go from
+// pending or active to completed with its result, and returns how the page
+// was kept live ("sse" or "poll").
+func liveUpdate(t *testing.T, s *browserStack, b *browserTab) string {
+	t.Helper()
+	b.open(t, s.url+"/")
+	browserEval[chromedp.Void](t, b, `(() => {
+		window.__states = {};
+		const record = () => {
+			for (const tr of document.querySelectorAll("#task-rows tr[data-id]")) {
+				const seen = (window.__states[tr.dataset.id] ||= []);
+				if (seen[seen.length - 1] !== tr.dataset.state) seen.push(tr.dataset.state);
+			}
+		};
+		new MutationObserver(record).observe(document.getElementById("task-rows"),
+			{ subtree: true, childList: true, attributes: true, characterData: true });
+	})()`)
+	arg := fmt.Sprintf("live-%d", time.Now().UnixNano())
+	b.fill(t, "arg", arg)
+	b.fill(t, "sleep", "4s")
+	b.do(t, "submit", chromedp.Click(chromedp.ID("submit")))
+	b.waitFor(t, "the submit status to name the task", `document.querySelector("#submit-status a") !== null`, 10*time.Second)
+	id := browserEval[string](t, b, `document.querySelector("#submit-status a").textContent`)
+	row := `document.querySelector('#task-rows tr[data-id=` + jsString(id) + `]')`
+	b.waitFor(t, "the row to show completed", row+` && `+row+`.dataset.state === "completed" && `+row+`.querySelector(".result").textContent === `+jsString("prefix___"+arg), 30*time.Second)
+	states := browserEval[[]string](t, b, `window.__states[`+jsString(id)+`] || []`)
+	if len(states) < 2 || (states[0] != "pending" && states[0] != "active") || states[len(states)-1] != "completed" {
+		t.Errorf("states shown = %q, want pending or active first, completed last", states)
+	}
+	return browserEval[string](t, b, `window.__live || ""`)
+}
+
+// TestBrowserLiveOverEvents: the page follows a task from pending to
+// completed through the server-sent events stream.
+func TestBrowserLiveOverEvents(t *testing.T) {
+	t.Parallel()
+	s := startBrowserStack(t, nil)
+	b := newBrowserTab(t)
+	if mode := liveUpdate(t, s, b); mode != "sse" {
+		t.Errorf("the page was kept live by %q, want server-sent events", mode)
+	}
+}
+
+// TestBrowserLiveByPolling: with /api/v1/events blocked (a proxy that
+// refuses streams), the page falls back to polling and still follows the
+// task to its end.
+func TestBrowserLiveByPolling(t *testing.T) {
+	t.Parallel()
+	s := startBrowserStack(t, nil)
+	b := newBrowserTab(t)
+	b.expect("api/v1/events") // the blocked request is logged by the browser
+	b.expect("ERR_BLOCKED_BY_CLIENT")
+	if _, err := chromedp.Call(b.ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(b.ctx, network.SetBlockedURLs, network.SetBlockedURLsParams{
+		URLPatterns: []*network.BlockPattern{{URLPattern: s.url + "/api/v1/events*", Block: true}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if mode := liveUpdate(t, s, b); mode != "poll" {
+		t.Errorf("the page was kept live by %q, want polling", mode)
+	}
 }

@@ -99,6 +99,10 @@ func (s *Store) Task(ctx context.Context, queue, id string) (Task, error) {
 	if err != nil {
 		return Task{}, s.wrap("read task "+queue+"/"+id, err)
 	}
+	return s.parseTask(queue, id, res)
+}
+
+func (s *Store) parseTask(queue, id string, res any) (Task, error) {
 	vals, ok := res.([]any)
 	if !ok || len(vals) < 2 {
 		return Task{}, fmt.Errorf("read task %s/%s: unexpected answer %T", queue, id, res)
@@ -121,6 +125,40 @@ func (s *Store) Task(ctx context.Context, queue, id string) (Task, error) {
 		return Task{}, fmt.Errorf("read task %s/%s: %w", queue, id, err)
 	}
 	return t, nil
+}
+
+// Find reads a task by ID alone, looking in every queue (one round trip).
+func (s *Store) Find(ctx context.Context, id string) (Task, error) {
+	pipe := s.rc.Pipeline()
+	cmds := make([]*redis.Cmd, len(s.queues))
+	for i, q := range s.queues {
+		cmds[i] = getTaskScript.EvalSha(ctx, pipe, []string{queuePrefix(q) + "t:" + id}, queuePrefix(q), id)
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if lerr := getTaskScript.Load(ctx, s.rc).Err(); lerr != nil {
+			return Task{}, s.wrap("load task script", lerr)
+		}
+		for _, q := range s.queues {
+			if t, err := s.Task(ctx, q, id); err == nil || !errors.Is(err, ErrNotFound) {
+				return t, err
+			}
+		}
+		return Task{}, ErrNotFound
+	}
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Task{}, s.wrap("find task "+id, err)
+	}
+	for i, cmd := range cmds {
+		if cmd.Err() != nil {
+			continue
+		}
+		t, err := s.parseTask(s.queues[i], id, cmd.Val())
+		if err == nil {
+			return t, nil
+		}
+	}
+	return Task{}, ErrNotFound
 }
 
 func resultBytes(r string, ok bool) []byte {

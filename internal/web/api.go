@@ -60,6 +60,7 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.changed(e.Queue, e.ID)
 	return writeCreated(w, http.StatusAccepted, e)
 }
 
@@ -122,13 +123,23 @@ func toTaskJSON(t store.Task) taskJSON {
 
 // pathTask reads {queue} and {id}, refusing queues we do not run.
 func pathTask(r *http.Request) (queue, id string, err error) {
-	queue, id = r.PathValue("queue"), r.PathValue("id")
+	return pathTaskOf(r.PathValue("queue"), r.PathValue("id"))
+}
+
+func pathTaskOf(queue, id string) (string, string, error) {
 	if !tasks.KnownQueue(queue) {
 		return "", "", newProblem(http.StatusNotFound, fmt.Sprintf("unknown queue %q", queue))
+	}
+	if id == "" {
+		return "", "", newProblem(http.StatusNotFound, "no such task")
 	}
 	return queue, id, nil
 }
 
+func fieldError(field, msg string) tasks.FieldError { return tasks.FieldError{Field: field, Message: msg} }
+
+// getTask answers a task's snapshot (at most LiveInterval old, fresh after
+// a write through this replica), 304 when the client has it.
 func (s *Server) getTask(w http.ResponseWriter, r *http.Request) error {
 	queue, id, err := pathTask(r)
 	if err != nil {
@@ -136,11 +147,11 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
-	t, err := s.store.Task(ctx, queue, id)
+	snap, err := s.taskSnapshot(ctx, queue, id)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, toTaskJSON(t))
+	return writeSnapshot(w, r, snap)
 }
 
 // deleteTask deletes a task that has not run (204) and cancels one that is
@@ -156,6 +167,7 @@ func (s *Server) deleteTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.changed(queue, id)
 	if d == store.Deleted {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -197,9 +209,9 @@ func toQueuesJSON(qs []store.QueueStats) []queueJSON {
 func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
-	qs, err := s.store.Queues(ctx)
+	snap, err := s.queuesSnapshot(ctx)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"queues": toQueuesJSON(qs)})
+	return writeSnapshot(w, r, snap)
 }

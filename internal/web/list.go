@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -78,6 +79,8 @@ func toTaskPage(q listQuery, p store.Page) taskPage {
 // hasNext reports whether a page follows q's.
 func hasNext(q listQuery, total int) bool { return q.Page*q.PageSize < total && q.Page < MaxPage }
 
+// listTasks answers a page of tasks from the list's snapshot, with links
+// built from the query (so equal queries share one snapshot and one ETag).
 func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 	q, err := parseListQuery(r.URL.Query())
 	if err != nil {
@@ -85,30 +88,42 @@ func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
-	release, err := s.listSlot(ctx)
+	snap, err := s.pageSnapshot(ctx, q)
 	if err != nil {
 		return err
 	}
-	defer release()
-	p, _, err := s.store.List(ctx, q.storeQuery())
-	if err != nil {
-		return err
-	}
-	page := toTaskPage(q, p)
-	link := func(n int) string {
-		v := r.URL.Query()
-		v.Set("page", strconv.Itoa(n))
-		v.Set("page_size", strconv.Itoa(q.PageSize))
-		return "/api/v1/tasks?" + v.Encode()
-	}
-	page.Links.Self = link(q.Page)
-	if hasNext(q, page.Total) {
-		page.Links.Next = link(q.Page + 1)
-	}
-	if q.Page > 1 {
-		page.Links.Prev = link(q.Page - 1)
-	}
-	return writeJSON(w, http.StatusOK, page)
+	return writeSnapshot(w, r, snap)
+}
+
+// pageSnapshot is the API's answer for q: the list view's page with links.
+func (s *Server) pageSnapshot(ctx context.Context, q listQuery) (*snapshot, error) {
+	return s.live.get(ctx, "api:"+listKey(q), func(ctx context.Context) (any, error) {
+		view, err := s.listSnapshot(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		page := view.val.(listView).Page
+		link := func(n int) string {
+			v := url.Values{}
+			if len(q.States) == 1 {
+				v.Set("state", q.States[0])
+			}
+			if len(q.Queues) == 1 {
+				v.Set("queue", q.Queues[0])
+			}
+			v.Set("page", strconv.Itoa(n))
+			v.Set("page_size", strconv.Itoa(q.PageSize))
+			return "/api/v1/tasks?" + v.Encode()
+		}
+		page.Links.Self = link(q.Page)
+		if hasNext(q, page.Total) {
+			page.Links.Next = link(q.Page + 1)
+		}
+		if q.Page > 1 {
+			page.Links.Prev = link(q.Page - 1)
+		}
+		return page, nil
+	})
 }
 
 type finishedTask struct {

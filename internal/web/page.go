@@ -236,29 +236,30 @@ func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int,
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
-	release, err := s.listSlot(ctx)
+	snap, err := s.listSnapshot(ctx, q)
 	if err != nil {
 		return err
 	}
-	defer release()
-	p, qs, err := s.store.List(ctx, q.storeQuery())
-	if err != nil {
-		return err
-	}
-	page := toTaskPage(q, p)
+	view := snap.val.(listView)
+	page := view.Page
 	data := indexData{
 		Title: "Tasks", Links: s.navLinks(r), Form: form, Errors: errs,
 		Filter: q, Filtered: r.URL.Query().Get("state") != "" || r.URL.Query().Get("queue") != "",
-		Page: page, Queues: toQueuesJSON(qs), Self: r.URL.RequestURI(),
+		Page: page, Queues: view.Queues, Self: r.URL.RequestURI(),
 	}
 	if r.Method != http.MethodGet {
 		data.Self = "/" // the form's answer: refresh the list, not the POST
 	}
 	if id := r.URL.Query().Get("submitted"); id != "" {
-		// The redirect carries only the ID; the task is almost always on the
-		// first page, which gives its queue for the link.
+		// The list is a snapshot that may not show the task just submitted
+		// yet: read that one task and put it on top.
 		data.Submitted = id
-		for _, t := range page.Tasks {
+		if !slices.ContainsFunc(page.Tasks, func(t taskJSON) bool { return t.ID == id }) && (q.Page == 1) {
+			if t, err := s.store.Find(ctx, id); err == nil {
+				data.Page.Tasks = append([]taskJSON{toTaskJSON(t)}, page.Tasks...)[:min(len(page.Tasks)+1, q.PageSize)]
+			}
+		}
+		for _, t := range data.Page.Tasks {
 			if t.ID == id {
 				data.SubmittedQueue = t.Queue
 			}
@@ -331,6 +332,7 @@ func (s *Server) submitForm(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.renderIndex(w, r, http.StatusUnprocessableEntity, form, errs)
 	}
+	s.changed(e.Queue, e.ID)
 	http.Redirect(w, r, "/?submitted="+url.QueryEscape(e.ID), http.StatusSeeOther)
 	return nil
 }
@@ -360,12 +362,12 @@ func (s *Server) taskPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
-	t, err := s.store.Task(ctx, queue, id)
+	snap, err := s.taskSnapshot(ctx, queue, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return newProblem(http.StatusNotFound, "This task does not exist, or it finished longer ago than it is kept.")
 	}
 	if err != nil {
 		return err
 	}
-	return s.page.render(w, http.StatusOK, "task.html", map[string]any{"Links": s.navLinks(r), "Task": toTaskJSON(t)})
+	return s.page.render(w, http.StatusOK, "task.html", map[string]any{"Links": s.navLinks(r), "Task": snap.val.(taskJSON)})
 }

@@ -45,6 +45,7 @@ func (s *Server) routes() http.Handler {
 	handle("GET /api/v1/queues/{queue}/tasks/{id}", api(guard.ScopeRead, s.getTask))
 	handle("DELETE /api/v1/queues/{queue}/tasks/{id}", api(guard.ScopeAdmin, s.deleteTask))
 	handle("GET /finished_tasks", api(guard.ScopeRead, s.finishedTasks))
+	handle("GET /api/v1/events", api(guard.ScopeRead, s.events))
 
 	// Anything else: 405 with Allow for a known path and another method, a
 	// 404 problem for API clients, a page for people.

@@ -39,6 +39,9 @@ type Options struct {
 	SubmitLimit *guard.Limiter
 	// MaxLists bounds the task lists read at once (8 when zero).
 	MaxLists int
+	// LiveInterval is how old a list, queue or task snapshot may be before
+	// it is read again, and how often live views are pushed (1s when zero).
+	LiveInterval time.Duration
 
 	Logger     *slog.Logger
 	Registry   prometheus.Registerer
@@ -57,6 +60,8 @@ type Server struct {
 	enqueued *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	lists    chan struct{}
+	streams  chan struct{}
+	live     *snapshots
 	errLog   *sampledLog
 	page     *pageRenderer
 	handler  http.Handler
@@ -85,9 +90,13 @@ func New(o Options) (*Server, error) {
 	if o.MaxLists <= 0 {
 		o.MaxLists = 8
 	}
+	if o.LiveInterval <= 0 {
+		o.LiveInterval = time.Second
+	}
 	s := &Server{
 		o: o, store: o.Store, cat: o.Catalogue, log: o.Logger, auth: o.Auth,
-		lists: make(chan struct{}, o.MaxLists), errLog: newSampledLog(o.Logger, 5*time.Second),
+		lists: make(chan struct{}, o.MaxLists), streams: make(chan struct{}, maxEventStreams),
+		live: newSnapshots(o.LiveInterval, 512), errLog: newSampledLog(o.Logger, 5*time.Second),
 	}
 	var err error
 	if s.httpm, err = telemetry.NewHTTPMetrics(o.Registry); err != nil {

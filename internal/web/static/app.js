@@ -89,6 +89,74 @@
     return res.json();
   }
 
+  // getFresh is getJSON with If-None-Match: it returns null when the answer
+  // has not changed since the last call for that URL (304).
+  const etags = new Map();
+  async function getFresh(url) {
+    const prev = etags.get(url);
+    const headers = { Accept: "application/json" };
+    if (prev) headers["If-None-Match"] = prev.etag;
+    const res = await fetch(url, { headers, cache: "no-store" });
+    if (sessionEnded(res)) throw Object.assign(new Error("HTTP 401"), { status: 401 });
+    if (res.status === 304 && prev) return null;
+    if (!res.ok) throw Object.assign(new Error("HTTP " + res.status), { status: res.status });
+    const body = await res.json();
+    const etag = res.headers.get("ETag");
+    if (etag) etags.set(url, { etag });
+    return body;
+  }
+
+  // live keeps a view up to date: server-sent events from
+  // /api/v1/events?<query> (one snapshot per interval per app, shared by
+  // every viewer), or, when the browser has no EventSource or the stream
+  // can not be opened, polling every second with ETags. window.__live says
+  // which one runs (for the browser tests).
+  function live(query, onSnapshot, onGone, poll, setLive) {
+    let polling = null;
+    const handle = { now: () => polling && polling.now() };
+    function fallBack() {
+      window.__live = "poll";
+      if (!polling) polling = poller(poll, POLL_MS);
+      polling.now();
+    }
+    if (typeof EventSource !== "function") {
+      fallBack();
+      return handle;
+    }
+    const es = new EventSource("/api/v1/events?" + query);
+    let opened = false;
+    let failures = 0;
+    es.addEventListener("snapshot", (e) => {
+      opened = true;
+      failures = 0;
+      window.__live = "sse";
+      setLive(true);
+      onSnapshot(JSON.parse(e.data));
+    });
+    es.addEventListener("unavailable", () => setLive(false));
+    es.addEventListener("gone", () => {
+      es.close();
+      onGone();
+    });
+    es.onerror = () => {
+      setLive(false);
+      failures++;
+      // Never opened (blocked by a proxy, refused), or keeps failing: poll.
+      if (!opened || failures > 3 || es.readyState === EventSource.CLOSED) {
+        es.close();
+        fallBack();
+      }
+    };
+    // A stream that opens but never delivers (a buffering proxy) also falls back.
+    setTimeout(() => {
+      if (!opened) {
+        es.close();
+        fallBack();
+      }
+    }, 5 * POLL_MS);
+    return handle;
+  }
+
   // The "Live" note next to a list: not a live region, it is only a hint
   // for sighted users that the list updates by itself.
   function liveNote() {
@@ -402,22 +470,38 @@
       }
     }
 
-    const list = poller(async () => {
+    function listQuery() {
       const params = new URLSearchParams(window.location.search);
       params.delete("submitted");
       params.set("page", table.dataset.page || "1");
       params.set("page_size", table.dataset.pageSize || "20");
-      try {
-        const [page, queues] = await Promise.all([getJSON("/api/v1/tasks?" + params.toString()), getJSON("/api/v1/queues")]);
-        render(page);
-        renderQueues(queues);
-        await announce(page);
-        setLive(true);
-      } catch (e) {
-        // Keep the last rendering; the next tick tries again.
-        setLive(false);
-      }
-    }, POLL_MS);
+      return params;
+    }
+    async function show(page, queues) {
+      render(page);
+      if (queues) renderQueues(queues);
+      await announce(page);
+    }
+    const params = listQuery();
+    const list = live(
+      params.toString(),
+      (view) => show(view.page, { queues: view.queues }),
+      () => {},
+      async () => {
+        try {
+          const [page, queues] = await Promise.all([getFresh("/api/v1/tasks?" + params.toString()), getFresh("/api/v1/queues")]);
+          if (page) await show(page, queues);
+          else if (queues) renderQueues(queues);
+          setLive(true);
+        } catch (e) {
+          // Keep the last rendering; the next tick tries again.
+          setLive(false);
+        }
+      },
+      setLive,
+    );
+    // After this page's own submit the stream shows it within a second; a
+    // poller (the fallback) is asked at once.
   }
 
   // ---- detail page ------------------------------------------------------
@@ -430,20 +514,14 @@
       e.dataset.key = text;
       e.replaceChildren(...(build ? build() : [text]));
     };
-    poller(async () => {
-      let t;
-      try {
-        t = await getJSON(card.dataset.src);
-      } catch (e) {
-        if (e.status === 404) {
-          setLive(false);
-          document.getElementById("live").textContent = "This task no longer exists (it was deleted or its retention ended).";
-          return 0;
-        }
-        setLive(false);
-        return POLL_MS;
-      }
-      setLive(true);
+    let done = false;
+    function gone() {
+      done = true;
+      setLive(false);
+      document.getElementById("live").textContent = "This task no longer exists (it was deleted or its retention ended).";
+    }
+    function show(t) {
+      if (done) return;
       const state = document.getElementById("detail-state");
       if (state.textContent !== t.state) {
         state.className = "state state-" + t.state;
@@ -457,11 +535,26 @@
       set("retried", t.retried + " of " + t.max_retry);
       for (const k of ["enqueued_at", "next_process_at", "last_failed_at", "completed_at"]) set(k, stamp(t[k]));
       if (FINAL.has(t.state)) {
-        document.getElementById("live").hidden = true;
-        return 0; // Finished: nothing more will change.
+        done = true;
+        document.getElementById("live").hidden = true; // Finished: nothing more will change.
       }
-      return t.state === "scheduled" || t.state === "retry" ? 2 * POLL_MS : POLL_MS;
-    }, POLL_MS);
+    }
+    const query = new URLSearchParams({ view: "task", queue: card.dataset.queue, id: card.dataset.id });
+    live(query.toString(), show, gone, async () => {
+      if (done) return 0;
+      try {
+        const t = await getFresh(card.dataset.src);
+        setLive(true);
+        if (t) show(t);
+      } catch (e) {
+        if (e.status === 404) {
+          gone();
+          return 0;
+        }
+        setLive(false);
+      }
+      return done ? 0 : POLL_MS;
+    }, setLive);
   }
 
   const card = document.getElementById("task-detail");
