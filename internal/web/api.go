@@ -136,7 +136,9 @@ func pathTaskOf(queue, id string) (string, string, error) {
 	return queue, id, nil
 }
 
-func fieldError(field, msg string) tasks.FieldError { return tasks.FieldError{Field: field, Message: msg} }
+func fieldError(field, msg string) tasks.FieldError {
+	return tasks.FieldError{Field: field, Message: msg}
+}
 
 // getTask answers a task's snapshot (at most LiveInterval old, fresh after
 // a write through this replica), 304 when the client has it.
