@@ -61,6 +61,37 @@ func (l *Limiter) Allow(key string, n int) (ok bool, retryAfter time.Duration) {
 	return true, 0
 }
 
+// AllowUpTo takes as many of n tokens as key's bucket holds, and says how
+// many it took (n when there is no limit).
+func (l *Limiter) AllowUpTo(key string, n int) int {
+	if l == nil || l.rate <= 0 {
+		return n
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sweep(now)
+	b, found := l.buckets[key]
+	if !found {
+		b = &bucket{lim: rate.NewLimiter(l.rate, l.burst)}
+		l.buckets[key] = b
+	}
+	b.seen = now
+	got := min(n, int(b.lim.TokensAt(now)))
+	if got > 0 {
+		b.lim.AllowN(now, got)
+	}
+	return got
+}
+
+// Rate is the tokens per second (0: no limit).
+func (l *Limiter) Rate() float64 {
+	if l == nil {
+		return 0
+	}
+	return float64(l.rate)
+}
+
 // sweep forgets buckets that have been full (idle) for a while.
 func (l *Limiter) sweep(now time.Time) {
 	if now.Sub(l.swept) < time.Minute && len(l.buckets) < maxBuckets {

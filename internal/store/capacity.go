@@ -40,6 +40,12 @@ func (c *capacity) read() (watching bool, memory float64, pending map[string]int
 	return c.watching, c.memory, c.pending, time.Now().Before(c.oomUntil)
 }
 
+// Admit checks a submission of n tasks to queue against the last reading
+// of Redis's memory and the queue's pending count (ErrQueueFull,
+// ErrRedisFull); Enqueue checks each task itself, Admit lets a batch check
+// its items for one queue together.
+func (s *Store) Admit(queue string, n int) error { return s.admit(queue, n) }
+
 // admit checks a submission of n tasks to queue against the last reading.
 func (s *Store) admit(queue string, n int) error {
 	watching, memory, pending, oom := s.cap.read()

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
@@ -381,4 +383,105 @@ func TestUnavailable(t *testing.T) {
 			t.Errorf("%s with Redis down: %v, want ErrUnavailable", op, err)
 		}
 	}
+}
+
+// TestSearch: 10,000 tasks of mixed types and errors; the search finds by
+// type, text and time, reads at most MaxScan tasks per call and goes on
+// with the cursor it hands out until it has seen every match.
+func TestSearch(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	const n = 10_000
+	// Completed tasks with results, archived ones with errors, in one queue.
+	now := time.Now()
+	pipe := b.rc.Pipeline()
+	wantBoom := 0
+	for i := range n {
+		id := fmt.Sprintf("s-%05d", i)
+		typ, state, result, errMsg := tasks.TypeEcho, "completed", "prefix___"+id, ""
+		if i%10 == 0 {
+			typ, state, result, errMsg = tasks.TypeFail, "archived", "", fmt.Sprintf("boom %d", i)
+			wantBoom++
+		}
+		at := now.Add(-time.Duration(n-i) * time.Second)
+		msg := encodeTestMessage(id, typ, "default", errMsg, at, state == "completed")
+		pipe.HSet(ctx, "asynq:{default}:t:"+id, "msg", msg, "state", state, "result", result)
+		pipe.ZAdd(ctx, "asynq:{default}:"+state, redis.Z{Score: float64(at.Unix()), Member: id})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Every failure, page after page: each call reads at most MaxScan.
+	seen := map[string]bool{}
+	cursor, calls := "", 0
+	for {
+		res, err := b.store.Search(ctx, store.SearchQuery{Type: tasks.TypeFail, Text: "BOOM", Cursor: cursor, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls++
+		if res.Scanned > store.MaxScan {
+			t.Fatalf("one call read %d tasks, over the bound %d", res.Scanned, store.MaxScan)
+		}
+		for _, tk := range res.Tasks {
+			if tk.Type != tasks.TypeFail || !strings.Contains(tk.LastError, "boom") || seen[tk.ID] {
+				t.Fatalf("bad or repeated match %+v", tk)
+			}
+			seen[tk.ID] = true
+		}
+		if res.Next == "" {
+			break
+		}
+		if calls > 100 {
+			t.Fatal("the cursor does not advance")
+		}
+		cursor = res.Next
+	}
+	if len(seen) != wantBoom {
+		t.Errorf("found %d failures over %d calls, want %d", len(seen), calls, wantBoom)
+	}
+	// A text in results, and a time window.
+	res, err := b.store.Search(ctx, store.SearchQuery{Text: "prefix___s-09999", Limit: 5})
+	if err != nil || len(res.Tasks) != 1 || res.Tasks[0].ID != "s-09999" {
+		t.Errorf("search by result text: %+v %v", res.Tasks, err)
+	}
+	res, err = b.store.Search(ctx, store.SearchQuery{Since: now.Add(-30 * time.Second), Until: now, Limit: 100})
+	if err != nil || len(res.Tasks) < 29 || len(res.Tasks) > 31 {
+		t.Errorf("the last 30 seconds: %d tasks, %v", len(res.Tasks), err)
+	}
+	// A search that finds nothing stops at the bound and says so.
+	res, err = b.store.Search(ctx, store.SearchQuery{Text: "no such text", Limit: 10})
+	if err != nil || !res.Truncated || res.Scanned > store.MaxScan || res.Scanned < store.MaxScan/2 || res.Next == "" {
+		t.Errorf("a fruitless search: scanned %d, truncated %v, next %q, %v", res.Scanned, res.Truncated, res.Next, err)
+	}
+	if _, err := b.store.Search(ctx, store.SearchQuery{Text: "x", Cursor: "99.0"}); !errors.Is(err, store.ErrBadCursor) {
+		t.Errorf("a forged cursor: %v", err)
+	}
+}
+
+// encodeTestMessage writes an asynq TaskMessage for tests that fill Redis.
+func encodeTestMessage(id, typ, queue, errMsg string, at time.Time, completed bool) []byte {
+	var m []byte
+	str := func(num protowire.Number, v string) {
+		m = protowire.AppendTag(m, num, protowire.BytesType)
+		m = protowire.AppendString(m, v)
+	}
+	num := func(n protowire.Number, v int64) {
+		m = protowire.AppendTag(m, n, protowire.VarintType)
+		m = protowire.AppendVarint(m, uint64(v))
+	}
+	str(1, typ)
+	str(2, `{}`)
+	str(3, id)
+	str(4, queue)
+	if errMsg != "" {
+		str(7, errMsg)
+		num(11, at.Unix())
+	}
+	num(12, 3600)
+	if completed {
+		num(13, at.Unix())
+	}
+	return m
 }

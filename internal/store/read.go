@@ -276,6 +276,10 @@ type window struct {
 type queueView struct {
 	stats QueueStats
 	tasks map[string][]Task // by state, newest first
+	// pos is each task's position in the window read (tasks whose hash
+	// was gone are skipped), read how many IDs the window held.
+	pos  map[string][]int
+	read map[string]int
 }
 
 // viewQueues runs queueViewScript for every queue in one pipeline.
@@ -340,6 +344,8 @@ func (s *Store) parseQueueView(queue string, states []string, raw any, now time.
 			Paused: num(8) == 1,
 		},
 		tasks: map[string][]Task{},
+		pos:   map[string][]int{},
+		read:  map[string]int{},
 	}
 	if since, _ := vals[9].(string); since != "" && since != "0" {
 		if ns, err := strconv.ParseInt(since, 10, 64); err == nil {
@@ -353,7 +359,8 @@ func (s *Store) parseQueueView(queue string, states []string, raw any, now time.
 		}
 		n, _ := vals[pos].(int64)
 		pos++
-		for range n {
+		v.read[state] = int(n)
+		for k := range int(n) {
 			if pos+2 >= len(vals) {
 				return queueView{}, errors.New("short answer")
 			}
@@ -369,6 +376,7 @@ func (s *Store) parseQueueView(queue string, states []string, raw any, now time.
 				continue // not asynq's message: skip it, as asynq's own listing does
 			}
 			v.tasks[state] = append(v.tasks[state], t)
+			v.pos[state] = append(v.pos[state], k)
 		}
 	}
 	return v, nil

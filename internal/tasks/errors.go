@@ -105,13 +105,26 @@ func decodeError(err error) error {
 		if typeErr.Field == "" {
 			return &DecodeError{Message: "must be a JSON object"}
 		}
-		return &DecodeError{Field: typeErr.Field, Message: "must be a " + jsonType(typeErr.Type)}
+		return &DecodeError{Field: jsonPath(typeErr.Field), Message: "must be a " + jsonType(typeErr.Type)}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		// encoding/json has no typed error for this one.
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return &DecodeError{Field: name, Message: "is not a known field"}
 	}
 	return &DecodeError{Message: fmt.Sprintf("could not be decoded: %v", err)}
+}
+
+// jsonPath drops the Go names of embedded structs that encoding/json puts
+// in a field path ("Request.max_retry"): our JSON names are lower case.
+func jsonPath(field string) string {
+	parts := strings.Split(field, ".")
+	out := parts[:0]
+	for _, p := range parts {
+		if p != "" && !(p[0] >= 'A' && p[0] <= 'Z') {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, ".")
 }
 
 // jsonType names the JSON type a Go type is decoded from.

@@ -605,3 +605,127 @@ func TestHardening(t *testing.T) {
 		t.Errorf("%d tasks enqueued by refused requests", n)
 	}
 }
+
+func TestBatch(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	body := `{"tasks":[
+		{"type":"demo:echo","payload":{"arg":"a"},"queue":"high"},
+		{"type":"demo:nope"},
+		{"type":"demo:echo","payload":{"arg":"b","sleep":"never"}},
+		{"type":"demo:echo","max_retry":"x"},
+		{"type":"demo:echo","payload":{"arg":"c"},"idempotency_key":"k-1"},
+		{"type":"demo:echo","payload":{"arg":"c"},"idempotency_key":"k-1"},
+		{"type":"demo:fail","colour":"red"}
+	]}`
+	res := f.do(t, http.MethodPost, "/api/v1/batches", strings.NewReader(body))
+	if res.status != http.StatusMultiStatus {
+		t.Fatalf("batch: %d %s", res.status, res.body)
+	}
+	var out struct {
+		Results []struct {
+			Index  int    `json:"index"`
+			Status int    `json:"status"`
+			ID     string `json:"id"`
+			Errors []tasks.FieldError
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(res.body, &out); err != nil {
+		t.Fatal(err)
+	}
+	var statuses []int
+	for i, r := range out.Results {
+		if r.Index != i {
+			t.Errorf("result %d has index %d", i, r.Index)
+		}
+		statuses = append(statuses, r.Status)
+	}
+	// The repeated idempotency key gives the first task (200) or, racing
+	// it, a 409 for a claim still being enqueued; either way one task.
+	want := []int{202, 422, 422, 400, 202, 200, 400}
+	// The two items with one key run at once: one creates (202), the other
+	// gets that task (200), in either order.
+	if pair := []int{statuses[4], statuses[5]}; !(pair[0] == 202 && pair[1] == 200) && !(pair[0] == 200 && pair[1] == 202) {
+		t.Errorf("idempotency within a batch: %v", statuses)
+	}
+	statuses[4], statuses[5] = want[4], want[5]
+	if diff := cmp.Diff(want, statuses); diff != "" {
+		t.Errorf("statuses (-want +got):\n%s\n%s", diff, res.body)
+	}
+	if out.Results[2].Errors[0].Field != "payload.sleep" || out.Results[3].Errors[0].Field != "max_retry" {
+		t.Errorf("refused items must name their field: %s", res.body)
+	}
+	if n := f.taskCount(t); n != 2 {
+		t.Errorf("%d tasks in Redis, want 2", n)
+	}
+	for _, bad := range []string{`{"tasks":[]}`, `{"tasks":` + strings.Repeat(`{"type":"demo:echo"},`, web.MaxBatchItems) + `{"type":"demo:echo"}]}`, `{"items":[]}`, `[]`} {
+		if r := f.do(t, http.MethodPost, "/api/v1/batches", strings.NewReader(bad)); r.status != 422 && r.status != 400 {
+			t.Errorf("batch %.40s…: %d", bad, r.status)
+		}
+	}
+}
+
+func TestSearchAPIAndPage(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	var fails []string
+	for i := range 30 {
+		typ := "demo:echo"
+		if i%3 == 0 {
+			typ = "demo:fail"
+		}
+		id := f.post(t, fmt.Sprintf(`{"type":%q,"queue":"low"}`, typ)).json(t)["id"].(string)
+		if typ == "demo:fail" {
+			fails = append(fails, id)
+		}
+	}
+	res := f.do(t, http.MethodGet, "/api/v1/tasks?type=demo:fail&page_size=4", nil)
+	if res.status != 200 {
+		t.Fatalf("search: %d %s", res.status, res.body)
+	}
+	var page struct {
+		Tasks []struct {
+			ID   string `json:"id"`
+			Type string `json:"type"`
+		} `json:"tasks"`
+		Scanned   int    `json:"scanned"`
+		Truncated bool   `json:"truncated"`
+		Cursor    string `json:"cursor"`
+		Links     struct {
+			Next string `json:"next"`
+		} `json:"links"`
+	}
+	got := map[string]bool{}
+	for next := "/api/v1/tasks?type=demo:fail&page_size=4"; next != ""; {
+		res := f.do(t, http.MethodGet, next, nil)
+		page.Links.Next = ""
+		if err := json.Unmarshal(res.body, &page); err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range page.Tasks {
+			if tk.Type != "demo:fail" || got[tk.ID] {
+				t.Errorf("bad or repeated match %+v", tk)
+			}
+			got[tk.ID] = true
+		}
+		if len(got) > 20 {
+			t.Fatal("the search does not end")
+		}
+		next = page.Links.Next
+	}
+	if len(got) != len(fails) {
+		t.Errorf("found %d failing tasks, want %d", len(got), len(fails))
+	}
+	for _, bad := range []string{"type=demo:nope", "since=yesterday", "since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", "cursor=1.2", "q=x&cursor=nonsense", "q=" + strings.Repeat("x", 201)} {
+		if r := f.do(t, http.MethodGet, "/api/v1/tasks?"+bad, nil); r.status != http.StatusUnprocessableEntity {
+			t.Errorf("?%s: %d, want 422", bad, r.status)
+		}
+	}
+	// The page searches without JavaScript: a GET form, results and a link on.
+	pageRes := f.do(t, http.MethodGet, "/?type=demo:fail&page_size=4", nil)
+	body := string(pageRes.body)
+	if pageRes.status != 200 || !strings.Contains(body, `id="filter-q"`) || !strings.Contains(body, `data-search="true"`) ||
+		strings.Count(body, `<tr data-id=`) != 4 || !strings.Contains(body, "More matches") {
+		t.Errorf("search page: %d\n%.2000s", pageRes.status, body)
+	}
+}

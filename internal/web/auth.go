@@ -3,11 +3,11 @@ package web
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"taskstack/internal/guard"
 )
@@ -121,20 +121,34 @@ func safeNext(next string) string {
 	return next
 }
 
-// limitSubmit takes n submissions from the caller's budget; over it the
+// limitSubmit takes one submission from the caller's budget; over it the
 // answer is 429 with Retry-After.
 func (s *Server) limitSubmit(r *http.Request, n int) error {
+	if s.grantSubmits(r, n) < n {
+		return s.rateProblem(n)
+	}
+	return nil
+}
+
+// grantSubmits takes up to n submissions from the caller's budget and says
+// how many it got.
+func (s *Server) grantSubmits(r *http.Request, n int) int {
 	id := identity(r.Context())
 	key := id.Name
 	if id.Via == guard.ViaOpen || key == "" {
 		key = "ip:" + guard.RemoteIP(r)
 	}
-	ok, wait := s.o.SubmitLimit.Allow(key, n)
-	if ok {
-		return nil
+	got := s.o.SubmitLimit.AllowUpTo(key, n)
+	if got < n {
+		s.rejected.WithLabelValues("rate_limit").Add(float64(n - got))
 	}
-	s.rejected.WithLabelValues("rate_limit").Add(float64(n))
+	return got
+}
+
+// rateProblem is the 429 for n submissions over the budget: Retry-After is
+// when the budget will have refilled that many.
+func (s *Server) rateProblem(n int) *problem {
 	p := newProblem(http.StatusTooManyRequests, "too many task submissions for this credential; slow down")
-	p.retryAfter = max(1, int((wait+time.Second-1)/time.Second))
+	p.retryAfter = max(1, int(math.Ceil(float64(n)/max(s.o.SubmitLimit.Rate(), 1))))
 	return p
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"net/http"
 
 	"taskstack/internal/tasks"
@@ -17,3 +18,5 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	// JSON body, and the body has to be valid JSON either way.
 	return tasks.DecodeStrict(http.MaxBytesReader(w, r.Body, MaxBodyBytes), v)
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

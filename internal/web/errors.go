@@ -70,6 +70,8 @@ func classify(err error) *problem {
 		return with(http.StatusUnprocessableEntity, "the request has invalid fields", verr.Fields...)
 	case errors.Is(err, store.ErrNotFound):
 		return with(http.StatusNotFound, "no such task")
+	case errors.Is(err, store.ErrBadCursor):
+		return with(http.StatusUnprocessableEntity, "the cursor is not valid", tasks.FieldError{Field: "cursor", Message: store.ErrBadCursor.Error()})
 	case errors.Is(err, store.ErrTooDeep):
 		return with(http.StatusUnprocessableEntity, "the page is too deep", tasks.FieldError{Field: "page", Message: store.ErrTooDeep.Error()})
 	case errors.Is(err, store.ErrKeyTooLong):

@@ -22,7 +22,23 @@ type listQuery struct {
 	Queues   []string
 	Page     int
 	PageSize int
+	// Search: any of these makes the list a bounded search.
+	Type         string
+	Text         string
+	Since, Until time.Time
+	Cursor       string
 }
+
+// searching reports whether q filters on more than state and queue.
+func (q listQuery) searching() bool { return q.searchQuery().Filtering() }
+
+func (q listQuery) searchQuery() store.SearchQuery {
+	return store.SearchQuery{States: q.States, Queues: q.Queues, Type: q.Type, Text: q.Text,
+		Since: q.Since, Until: q.Until, Cursor: q.Cursor, Limit: q.PageSize}
+}
+
+// maxSearchText bounds the q parameter.
+const maxSearchText = 200
 
 func (q listQuery) storeQuery() store.Query {
 	return store.Query{States: q.States, Queues: q.Queues, Page: q.Page, PageSize: q.PageSize}
@@ -57,7 +73,107 @@ func parseListQuery(v url.Values) (listQuery, error) {
 	}
 	q.Page = num("page", 1, MaxPage)
 	q.PageSize = num("page_size", store.DefaultPageSize, store.MaxPageSize)
+	q.Type = strings.TrimSpace(v.Get("type"))
+	q.Text = strings.TrimSpace(v.Get("q"))
+	q.Cursor = v.Get("cursor")
+	if len(q.Text) > maxSearchText {
+		verr.Add("q", fmt.Sprintf("must be at most %d characters", maxSearchText))
+	}
+	stamp := func(field string) time.Time {
+		raw := v.Get(field)
+		if raw == "" {
+			return time.Time{}
+		}
+		t, err := time.Parse(time.RFC3339, raw)
+		if err != nil {
+			verr.Add(field, "must be a time like 2026-11-30T09:00:00Z (RFC 3339)")
+		}
+		return t
+	}
+	q.Since, q.Until = stamp("since"), stamp("until")
+	if !q.Since.IsZero() && !q.Until.IsZero() && q.Until.Before(q.Since) {
+		verr.Add("until", "must not be before since")
+	}
+	if q.Cursor != "" && !q.searching() {
+		verr.Add("cursor", "goes with a search (type, q, since or until); page through lists with page")
+	}
 	return q, verr.Err()
+}
+
+// checkType refuses a type filter that is not in the catalogue.
+func (s *Server) checkType(q listQuery) error {
+	if q.Type == "" {
+		return nil
+	}
+	if _, ok := s.cat.Lookup(q.Type); !ok {
+		return &tasks.ValidationError{Fields: []tasks.FieldError{fieldError("type", fmt.Sprintf("unknown task type %q (known types: %s)", q.Type, strings.Join(s.cat.Types(), ", ")))}}
+	}
+	return nil
+}
+
+// searchPage is the answer to a search: its matches, how many tasks were
+// read, whether the scan stopped at its bound, and the link to go on.
+type searchPage struct {
+	Tasks     []taskJSON `json:"tasks"`
+	PageSize  int        `json:"page_size"`
+	Scanned   int        `json:"scanned"`
+	Truncated bool       `json:"truncated"`
+	Cursor    string     `json:"cursor,omitempty"`
+	Links     links      `json:"links"`
+}
+
+func (q listQuery) values() url.Values {
+	v := url.Values{}
+	if len(q.States) == 1 {
+		v.Set("state", q.States[0])
+	}
+	if len(q.Queues) == 1 {
+		v.Set("queue", q.Queues[0])
+	}
+	if q.Type != "" {
+		v.Set("type", q.Type)
+	}
+	if q.Text != "" {
+		v.Set("q", q.Text)
+	}
+	if !q.Since.IsZero() {
+		v.Set("since", q.Since.UTC().Format(time.RFC3339))
+	}
+	if !q.Until.IsZero() {
+		v.Set("until", q.Until.UTC().Format(time.RFC3339))
+	}
+	return v
+}
+
+// searchSnapshot runs (or reuses) a search.
+func (s *Server) searchSnapshot(ctx context.Context, q listQuery) (*snapshot, error) {
+	key := "search:" + listKey(q) + "|" + q.values().Encode() + "|" + q.Cursor
+	return s.live.get(ctx, key, func(ctx context.Context) (any, error) {
+		release, err := s.listSlot(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		res, err := s.store.Search(ctx, q.searchQuery())
+		if err != nil {
+			return nil, err
+		}
+		out := searchPage{Tasks: make([]taskJSON, 0, len(res.Tasks)), PageSize: q.PageSize, Scanned: res.Scanned, Truncated: res.Truncated, Cursor: res.Next}
+		for _, t := range res.Tasks {
+			out.Tasks = append(out.Tasks, toTaskJSON(t))
+		}
+		v := q.values()
+		v.Set("page_size", strconv.Itoa(q.PageSize))
+		if q.Cursor != "" {
+			v.Set("cursor", q.Cursor)
+		}
+		out.Links.Self = "/api/v1/tasks?" + v.Encode()
+		if res.Next != "" {
+			v.Set("cursor", res.Next)
+			out.Links.Next = "/api/v1/tasks?" + v.Encode()
+		}
+		return out, nil
+	})
 }
 
 type taskPage struct {
@@ -83,11 +199,21 @@ func hasNext(q listQuery, total int) bool { return q.Page*q.PageSize < total && 
 // built from the query (so equal queries share one snapshot and one ETag).
 func (s *Server) listTasks(w http.ResponseWriter, r *http.Request) error {
 	q, err := parseListQuery(r.URL.Query())
+	if err == nil {
+		err = s.checkType(q)
+	}
 	if err != nil {
 		return err
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
+	if q.searching() {
+		snap, err := s.searchSnapshot(ctx, q)
+		if err != nil {
+			return err
+		}
+		return writeSnapshot(w, r, snap)
+	}
 	snap, err := s.pageSnapshot(ctx, q)
 	if err != nil {
 		return err
@@ -104,13 +230,7 @@ func (s *Server) pageSnapshot(ctx context.Context, q listQuery) (*snapshot, erro
 		}
 		page := view.val.(listView).Page
 		link := func(n int) string {
-			v := url.Values{}
-			if len(q.States) == 1 {
-				v.Set("state", q.States[0])
-			}
-			if len(q.Queues) == 1 {
-				v.Set("queue", q.Queues[0])
-			}
+			v := q.values()
 			v.Set("page", strconv.Itoa(n))
 			v.Set("page_size", strconv.Itoa(q.PageSize))
 			return "/api/v1/tasks?" + v.Encode()

@@ -212,9 +212,13 @@ type indexData struct {
 	Filtered       bool
 	Page           taskPage
 	Queues         []queueJSON
-	Self           string
-	Prev           string
-	Next           string
+	// Search is set when the list is a search (type, q, since, until).
+	Search  *searchPage
+	Types   []string
+	MaxScan int
+	Self    string
+	Prev    string
+	Next    string
 }
 
 type fieldMessage struct {
@@ -231,22 +235,45 @@ func (s *Server) index(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int, form formValues, errs map[string]string) error {
 	q, err := parseListQuery(r.URL.Query())
+	if err == nil {
+		err = s.checkType(q)
+	}
 	if err != nil {
 		q = listQuery{States: listStates, Queues: tasks.Queues(), Page: 1, PageSize: store.DefaultPageSize}
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
+	data := indexData{
+		Title: "Tasks", Links: s.navLinks(r), Form: form, Errors: errs,
+		Filter: q, Filtered: r.URL.Query().Get("state") != "" || r.URL.Query().Get("queue") != "" || q.searching(),
+		Self: r.URL.RequestURI(), Types: s.cat.Types(), MaxScan: store.MaxScan,
+	}
+	if q.searching() {
+		snap, err := s.searchSnapshot(ctx, q)
+		if err != nil {
+			return err
+		}
+		res := snap.val.(searchPage)
+		qs, err := s.queuesSnapshot(ctx)
+		if err != nil {
+			return err
+		}
+		data.Search, data.Page = &res, taskPage{Tasks: res.Tasks, PageSize: q.PageSize}
+		data.Queues = qs.val.(map[string]any)["queues"].([]queueJSON)
+		if res.Cursor != "" {
+			v := q.values()
+			v.Set("cursor", res.Cursor)
+			data.Next = "/?" + v.Encode()
+		}
+		return s.page.render(w, status, "index.html", data)
+	}
 	snap, err := s.listSnapshot(ctx, q)
 	if err != nil {
 		return err
 	}
 	view := snap.val.(listView)
 	page := view.Page
-	data := indexData{
-		Title: "Tasks", Links: s.navLinks(r), Form: form, Errors: errs,
-		Filter: q, Filtered: r.URL.Query().Get("state") != "" || r.URL.Query().Get("queue") != "",
-		Page: page, Queues: view.Queues, Self: r.URL.RequestURI(),
-	}
+	data.Page, data.Queues = page, view.Queues
 	if r.Method != http.MethodGet {
 		data.Self = "/" // the form's answer: refresh the list, not the POST
 	}

@@ -40,6 +40,7 @@ func (s *Server) routes() http.Handler {
 
 	// The API.
 	handle("POST /api/v1/tasks", api(guard.ScopeWrite, s.createTask))
+	handle("POST /api/v1/batches", api(guard.ScopeWrite, s.createBatch))
 	handle("GET /api/v1/tasks", api(guard.ScopeRead, s.listTasks))
 	handle("GET /api/v1/queues", api(guard.ScopeRead, s.listQueues))
 	handle("GET /api/v1/queues/{queue}/tasks/{id}", api(guard.ScopeRead, s.getTask))

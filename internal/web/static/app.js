@@ -216,6 +216,8 @@
     // Tasks submitted from this page, by id: their queue and last state,
     // so their end can be announced once.
     const mine = new Map();
+    // What keeps the list live; set at the end (a search is not live).
+    let list = { now: () => {} };
 
     function say(text, bad, link) {
       status.classList.toggle("bad", !!bad);
@@ -483,7 +485,10 @@
       await announce(page);
     }
     const params = listQuery();
-    const list = live(
+    // A search reads up to a thousand tasks: it is not kept live (the
+    // no-script refresh hint applies).
+    if (table.dataset.search) return;
+    list = live(
       params.toString(),
       (view) => show(view.page, { queues: view.queues }),
       () => {},
