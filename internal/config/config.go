@@ -176,11 +176,17 @@ func loadApp(e *env) App {
 	return App{
 		Common:          loadCommon(e, "redis://localhost:6379/0"),
 		Addr:            e.Addr("APP_ADDR", ":8080", "listen address of the web page and API"),
-		Retention:       e.Duration("TASK_RETENTION", 24*time.Hour, 0, 30*24*time.Hour, "how long completed tasks (and idempotency keys) are kept"),
+		Retention:       retention(e),
 		MonitorURL:      e.URL("APP_MONITOR_URL", "link to the monitor (asynqmon) shown on the page"),
 		GrafanaURL:      e.URL("APP_GRAFANA_URL", "link to Grafana shown on the page"),
 		ShutdownTimeout: e.Duration("APP_SHUTDOWN_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute, "how long in-flight HTTP requests may take to finish on SIGTERM"),
 	}
+}
+
+// retention reads TASK_RETENTION, which app and worker (for the periodic
+// tasks it enqueues) share.
+func retention(e *env) time.Duration {
+	return e.Duration("TASK_RETENTION", 24*time.Hour, 0, 30*24*time.Hour, "how long completed tasks (and idempotency keys) are kept")
 }
 
 // Worker configures cmd/worker.
@@ -193,6 +199,11 @@ type Worker struct {
 	Servers           int
 	ShutdownTimeout   time.Duration
 	TaskCheckInterval time.Duration
+	// Retention is how long completed tasks the worker enqueues (periodic
+	// tasks) are kept, as TASK_RETENTION is for the app's.
+	Retention time.Duration
+	// ScheduleFile is the YAML file of periodic tasks; none when empty.
+	ScheduleFile string
 }
 
 // DefaultConcurrency suits I/O-bound tasks such as demo:echo, which mostly
@@ -221,6 +232,8 @@ func loadWorker(e *env) Worker {
 	c.Servers = e.Int("WORKER_SERVERS", 1, 1, 64, "asynq dequeue loops in this process, each with WORKER_CONCURRENCY slots")
 	c.ShutdownTimeout = e.Duration("WORKER_SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 10*time.Minute, "time in-flight tasks get to finish on SIGTERM before asynq requeues them")
 	c.TaskCheckInterval = e.Duration("WORKER_TASK_CHECK_INTERVAL", 10*time.Millisecond, time.Millisecond, time.Minute, "how long an idle dequeue loop sleeps between polls (latency floor vs idle Redis load)")
+	c.Retention = retention(e)
+	c.ScheduleFile = e.String("SCHEDULE_FILE", "", "YAML file of periodic tasks, run by every worker replica, each tick once (docs/schedule.md); none when empty")
 	return c
 }
 

@@ -27,6 +27,9 @@ const (
 	// starts within a minute of a tick nobody enqueued (a restart of every
 	// replica at once, a deploy) enqueues it; older ticks are skipped.
 	DefaultGrace = time.Minute
+	// MinRetention is the least a tick's task must be kept: longer than
+	// DefaultGrace, with a wide margin for clock skew between replicas.
+	MinRetention = time.Hour
 	// DefaultReloadEvery is how often the file is read for changes.
 	DefaultReloadEvery = 5 * time.Second
 	// DefaultPublishEvery is how often the schedule is republished for the

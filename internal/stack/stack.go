@@ -22,6 +22,7 @@ import (
 	"taskstack/internal/monitor"
 	"taskstack/internal/process"
 	"taskstack/internal/redisconn"
+	"taskstack/internal/schedule"
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 	"taskstack/internal/telemetry"
@@ -135,13 +136,20 @@ func loadWorker(getenv func(string) string) (config.Worker, error) {
 	if err != nil {
 		return cfg, err
 	}
-	return cfg, checkQueues(cfg)
+	return cfg, checkWorker(cfg)
 }
 
-func checkQueues(cfg config.Worker) error {
+// checkWorker checks the worker's queues against the catalogue's, and its
+// schedule file, before anything binds or connects.
+func checkWorker(cfg config.Worker) error {
 	for q := range cfg.Queues {
 		if !tasks.KnownQueue(q) {
 			return fmt.Errorf("WORKER_QUEUES: unknown queue %q (known: %s)", q, strings.Join(tasks.Queues(), ", "))
+		}
+	}
+	if cfg.ScheduleFile != "" {
+		if _, err := schedule.Load(cfg.ScheduleFile, tasks.NewCatalogue()); err != nil {
+			return fmt.Errorf("SCHEDULE_FILE: %w", err)
 		}
 	}
 	return nil
@@ -155,17 +163,44 @@ func RunWorker(ctx context.Context, inv Invocation) error {
 	})
 }
 
-// Worker adds the dequeue loops to p.
+// Worker adds the dequeue loops to p, and the scheduler of periodic tasks
+// when cfg.ScheduleFile is set.
 func Worker(_ context.Context, p *process.Process, cfg config.Worker) error {
+	cat := tasks.NewCatalogue()
+	var sched *schedule.Schedule
+	if cfg.ScheduleFile != "" {
+		// Read again: checkWorker validated it at start, but it may have
+		// changed since (the scheduler reloads it anyway).
+		var err error
+		if sched, err = schedule.Load(cfg.ScheduleFile, cat); err != nil {
+			return fmt.Errorf("SCHEDULE_FILE: %w", err)
+		}
+	}
 	// Not traced: the worker's Redis traffic is mostly idle polling.
 	rc, err := redisconn.Open(redisOptions(cfg.Redis))
 	if err != nil {
 		return err
 	}
 	p.Defer(rc.Close)
-	st := store.New(store.Options{Redis: rc, Queues: tasks.Queues(), Logger: p.Logger})
+	st := store.New(store.Options{Redis: rc, Retention: cfg.Retention, Queues: tasks.Queues(), Logger: p.Logger})
+	if sched != nil {
+		// A tick's kept task is what refuses a second enqueue of that tick:
+		// keep them longer than the grace whatever TASK_RETENTION says.
+		sst := st
+		if cfg.Retention < schedule.MinRetention {
+			sst = store.New(store.Options{Redis: rc, Retention: schedule.MinRetention, Queues: tasks.Queues(), Logger: p.Logger})
+		}
+		s, err := schedule.New(schedule.Options{
+			Path: cfg.ScheduleFile, Catalogue: cat, Store: sst, Grace: schedule.DefaultGrace,
+			Logger: p.Logger, Registry: p.Registry,
+		}, sched)
+		if err != nil {
+			return err
+		}
+		p.Go("schedule", s.Run)
+	}
 	w, err := worker.New(worker.Options{
-		Redis: rc, Catalogue: tasks.NewCatalogue(), Cancels: st,
+		Redis: rc, Catalogue: cat, Cancels: st,
 		Queues: cfg.Queues, StrictPriority: cfg.StrictPriority, Concurrency: cfg.Concurrency,
 		Servers: cfg.Servers, ShutdownTimeout: cfg.ShutdownTimeout, TaskCheckInterval: cfg.TaskCheckInterval,
 		Logger: p.Logger, Registry: p.Registry, Tracer: p.Tracer, Propagator: p.Propagator,
@@ -238,7 +273,7 @@ func RunDevstack(ctx context.Context, inv Invocation, embedded Embedded) error {
 func loadDevstack(getenv func(string) string) (config.Devstack, error) {
 	cfg, err := config.LoadDevstack(getenv)
 	if err == nil {
-		err = checkQueues(cfg.Worker)
+		err = checkWorker(cfg.Worker)
 	}
 	if err == nil && cfg.App.Prod() {
 		err = fmt.Errorf("APP_ENV=prod: devstack is for development only; run app, worker and monitor separately")

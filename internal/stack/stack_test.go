@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +25,10 @@ func refuse(t *testing.T, what string, run func(context.Context) error) error {
 func TestConfigurationErrorsStopBeforeAnything(t *testing.T) {
 	t.Parallel()
 	held := testsupport.HeldPort(t)
+	badSchedule := filepath.Join(t.TempDir(), "schedule.yml")
+	if err := os.WriteFile(badSchedule, []byte("entries:\n  - name: tick\n    cron: '@every 1m'\n    type: demo:echo\n    payload: {sleep: soon}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		run  func(context.Context, stack.Invocation) error
@@ -30,6 +36,9 @@ func TestConfigurationErrorsStopBeforeAnything(t *testing.T) {
 		want string
 	}{
 		{"worker queue not in the catalogue", stack.RunWorker, map[string]string{"WORKER_QUEUES": "high:6,urgent:1", "WORKER_ADMIN_ADDR": held}, "WORKER_QUEUES: unknown queue \"urgent\""},
+		{"worker schedule entry names line and field", stack.RunWorker, map[string]string{"SCHEDULE_FILE": badSchedule, "WORKER_ADMIN_ADDR": held},
+			"SCHEDULE_FILE: schedule file " + badSchedule + ": line 5: entry \"tick\": payload.sleep: \"soon\" is not a duration"},
+		{"worker schedule file missing", stack.RunWorker, map[string]string{"SCHEDULE_FILE": badSchedule + ".missing", "WORKER_ADMIN_ADDR": held}, "no such file"},
 		{"app bad retention", stack.RunApp, map[string]string{"TASK_RETENTION": "forever", "APP_ADDR": held}, "TASK_RETENTION"},
 		{"monitor bad root", stack.RunMonitor, map[string]string{"MONITOR_ROOT_PATH": "/a{b}", "MONITOR_ADDR": held}, "MONITOR_ROOT_PATH"},
 		{"devstack in prod", func(ctx context.Context, inv stack.Invocation) error {

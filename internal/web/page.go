@@ -178,6 +178,7 @@ type indexData struct {
 	Filtered       bool
 	Page           taskPage
 	Queues         []queueJSON
+	Schedule       []scheduleJSON
 	Self           string
 	Prev           string
 	Next           string
@@ -206,11 +207,15 @@ func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int,
 	if err != nil {
 		return err
 	}
+	sched, err := s.store.Schedule(ctx)
+	if err != nil {
+		return err
+	}
 	page := toTaskPage(q, p)
 	data := indexData{
 		Title: "Tasks", Links: s.navLinks(), Form: form, Errors: errs,
 		Filter: q, Filtered: r.URL.Query().Get("state") != "" || r.URL.Query().Get("queue") != "",
-		Page: page, Queues: toQueuesJSON(qs), Self: r.URL.RequestURI(),
+		Page: page, Queues: toQueuesJSON(qs), Schedule: toScheduleJSON(sched), Self: r.URL.RequestURI(),
 	}
 	if r.Method != http.MethodGet {
 		data.Self = "/" // the form's answer: refresh the list, not the POST

@@ -33,6 +33,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST /api/v1/tasks", s.api(s.createTask))
 	handle("GET /api/v1/tasks", s.api(s.listTasks))
 	handle("GET /api/v1/queues", s.api(s.listQueues))
+	handle("GET /api/v1/schedule", s.api(s.listSchedule))
 	handle("GET /api/v1/queues/{queue}/tasks/{id}", s.api(s.getTask))
 	handle("DELETE /api/v1/queues/{queue}/tasks/{id}", s.api(s.deleteTask))
 	handle("GET /finished_tasks", s.api(s.finishedTasks))
