@@ -44,6 +44,9 @@ func TestBinariesServeProbes(t *testing.T) {
 				// The cluster's addresses do not exist here: the test's
 				// Redis, and a free loopback port for the listener.
 				env["REDIS_URL"] = redis.URL
+				if bin == "worker" {
+					hostFiles(t, r, p, c, env, "SCHEDULE_FILE")
+				}
 				addr := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t))
 				env[served[bin].addrVar] = addr
 				proc := testsupport.StartProcess(t, testsupport.BuildBinary(t, bin), env)
