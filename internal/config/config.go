@@ -163,6 +163,8 @@ type App struct {
 	MonitorURL      string
 	GrafanaURL      string
 	ShutdownTimeout time.Duration
+	// WebhookAllowedHosts is where demo:webhook may deliver.
+	WebhookAllowedHosts []string
 }
 
 // LoadApp reads the app's configuration.
@@ -174,13 +176,28 @@ func LoadApp(getenv func(string) string) (App, error) {
 
 func loadApp(e *env) App {
 	return App{
-		Common:          loadCommon(e, "redis://localhost:6379/0"),
-		Addr:            e.Addr("APP_ADDR", ":8080", "listen address of the web page and API"),
-		Retention:       retention(e),
-		MonitorURL:      e.URL("APP_MONITOR_URL", "link to the monitor (asynqmon) shown on the page"),
-		GrafanaURL:      e.URL("APP_GRAFANA_URL", "link to Grafana shown on the page"),
-		ShutdownTimeout: e.Duration("APP_SHUTDOWN_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute, "how long in-flight HTTP requests may take to finish on SIGTERM"),
+		Common:              loadCommon(e, "redis://localhost:6379/0"),
+		Addr:                e.Addr("APP_ADDR", ":8080", "listen address of the web page and API"),
+		Retention:           retention(e),
+		MonitorURL:          e.URL("APP_MONITOR_URL", "link to the monitor (asynqmon) shown on the page"),
+		GrafanaURL:          e.URL("APP_GRAFANA_URL", "link to Grafana shown on the page"),
+		ShutdownTimeout:     e.Duration("APP_SHUTDOWN_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute, "how long in-flight HTTP requests may take to finish on SIGTERM"),
+		WebhookAllowedHosts: webhookHosts(e),
 	}
+}
+
+// webhookHosts reads WEBHOOK_ALLOWED_HOSTS, which the app (to refuse a URL
+// at enqueue time) and the worker (to deliver) share. Its entries are
+// checked where the catalogue is built.
+func webhookHosts(e *env) []string {
+	raw := e.String("WEBHOOK_ALLOWED_HOSTS", "", "where demo:webhook may deliver: host names, *.domain, * (any public host), IPs or CIDRs (private, loopback and link-local addresses only when listed); empty: webhooks off")
+	var out []string
+	for h := range strings.SplitSeq(raw, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // retention reads TASK_RETENTION, which app and worker (for the periodic
@@ -204,6 +221,8 @@ type Worker struct {
 	Retention time.Duration
 	// ScheduleFile is the YAML file of periodic tasks; none when empty.
 	ScheduleFile string
+	// WebhookAllowedHosts is where demo:webhook may deliver.
+	WebhookAllowedHosts []string
 }
 
 // DefaultConcurrency suits I/O-bound tasks such as demo:echo, which mostly
@@ -233,6 +252,7 @@ func loadWorker(e *env) Worker {
 	c.ShutdownTimeout = e.Duration("WORKER_SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 10*time.Minute, "time in-flight tasks get to finish on SIGTERM before asynq requeues them")
 	c.TaskCheckInterval = e.Duration("WORKER_TASK_CHECK_INTERVAL", 10*time.Millisecond, time.Millisecond, time.Minute, "how long an idle dequeue loop sleeps between polls (latency floor vs idle Redis load)")
 	c.Retention = retention(e)
+	c.WebhookAllowedHosts = webhookHosts(e)
 	c.ScheduleFile = e.String("SCHEDULE_FILE", "", "YAML file of periodic tasks, run by every worker replica, each tick once (docs/schedule.md); none when empty")
 	return c
 }

@@ -27,6 +27,7 @@ import (
 	"taskstack/internal/tasks"
 	"taskstack/internal/telemetry"
 	"taskstack/internal/web"
+	"taskstack/internal/webhook"
 	"taskstack/internal/worker"
 )
 
@@ -74,9 +75,33 @@ func redisOptions(c config.Redis) redisconn.Options {
 	return redisconn.Options{URL: c.URL, Password: c.Password, ClusterAddrs: c.ClusterAddrs}
 }
 
+// catalogue builds the task catalogue with what the task types need from
+// the configuration: demo:webhook's allowlist.
+func catalogue(webhookHosts []string) (*tasks.Catalogue, error) {
+	allow, err := webhook.ParseAllowlist(webhookHosts)
+	if err != nil {
+		return nil, fmt.Errorf("WEBHOOK_ALLOWED_HOSTS: %w", err)
+	}
+	var deps tasks.Deps
+	if !allow.Empty() {
+		deps.Webhook = webhook.NewClient(webhook.Options{Allow: allow})
+	}
+	return tasks.NewCatalogueWith(deps), nil
+}
+
+// loadApp reads the app's configuration and checks its webhook allowlist.
+func loadApp(getenv func(string) string) (config.App, error) {
+	cfg, err := config.LoadApp(getenv)
+	if err != nil {
+		return cfg, err
+	}
+	_, err = catalogue(cfg.WebhookAllowedHosts)
+	return cfg, err
+}
+
 // RunApp runs cmd/app.
 func RunApp(ctx context.Context, inv Invocation) error {
-	return launch(ctx, inv, "app", config.LoadApp, func(cfg config.App, o *process.Options) setupFunc {
+	return launch(ctx, inv, "app", loadApp, func(cfg config.App, o *process.Options) setupFunc {
 		o.HealthAddr, o.ShutdownTimeout = cfg.Addr, cfg.ShutdownTimeout
 		return func(ctx context.Context, p *process.Process) error { _, err := App(ctx, p, cfg); return err }
 	})
@@ -104,12 +129,16 @@ func App(ctx context.Context, p *process.Process, cfg config.App) (net.Addr, err
 			return nil, err
 		}
 	}
+	cat, err := catalogue(cfg.WebhookAllowedHosts)
+	if err != nil {
+		return nil, err
+	}
 	st := store.New(store.Options{
 		Redis: rc, Retention: cfg.Retention, Queues: tasks.Queues(),
 		Tracer: p.Tracer, Propagator: p.Propagator, Logger: p.Logger,
 	})
 	srv, err := web.New(web.Options{
-		Store: st, Catalogue: tasks.NewCatalogue(),
+		Store: st, Catalogue: cat,
 		MonitorURL: cfg.MonitorURL, GrafanaURL: cfg.GrafanaURL,
 		Logger: p.Logger, Registry: p.Registry, Tracer: p.Tracer, Propagator: p.Propagator,
 	})
@@ -147,8 +176,12 @@ func checkWorker(cfg config.Worker) error {
 			return fmt.Errorf("WORKER_QUEUES: unknown queue %q (known: %s)", q, strings.Join(tasks.Queues(), ", "))
 		}
 	}
+	cat, err := catalogue(cfg.WebhookAllowedHosts)
+	if err != nil {
+		return err
+	}
 	if cfg.ScheduleFile != "" {
-		if _, err := schedule.Load(cfg.ScheduleFile, tasks.NewCatalogue()); err != nil {
+		if _, err := schedule.Load(cfg.ScheduleFile, cat); err != nil {
 			return fmt.Errorf("SCHEDULE_FILE: %w", err)
 		}
 	}
@@ -166,12 +199,14 @@ func RunWorker(ctx context.Context, inv Invocation) error {
 // Worker adds the dequeue loops to p, and the scheduler of periodic tasks
 // when cfg.ScheduleFile is set.
 func Worker(_ context.Context, p *process.Process, cfg config.Worker) error {
-	cat := tasks.NewCatalogue()
+	cat, err := catalogue(cfg.WebhookAllowedHosts)
+	if err != nil {
+		return err
+	}
 	var sched *schedule.Schedule
 	if cfg.ScheduleFile != "" {
 		// Read again: checkWorker validated it at start, but it may have
 		// changed since (the scheduler reloads it anyway).
-		var err error
 		if sched, err = schedule.Load(cfg.ScheduleFile, cat); err != nil {
 			return fmt.Errorf("SCHEDULE_FILE: %w", err)
 		}
@@ -200,7 +235,7 @@ func Worker(_ context.Context, p *process.Process, cfg config.Worker) error {
 		p.Go("schedule", s.Run)
 	}
 	w, err := worker.New(worker.Options{
-		Redis: rc, Catalogue: cat, Cancels: st,
+		Redis: rc, Catalogue: cat, Cancels: st, RetryDelay: cat.RetryDelay,
 		Queues: cfg.Queues, StrictPriority: cfg.StrictPriority, Concurrency: cfg.Concurrency,
 		Servers: cfg.Servers, ShutdownTimeout: cfg.ShutdownTimeout, TaskCheckInterval: cfg.TaskCheckInterval,
 		Logger: p.Logger, Registry: p.Registry, Tracer: p.Tracer, Propagator: p.Propagator,

@@ -39,6 +39,8 @@ func TestConfigurationErrorsStopBeforeAnything(t *testing.T) {
 		{"worker schedule entry names line and field", stack.RunWorker, map[string]string{"SCHEDULE_FILE": badSchedule, "WORKER_ADMIN_ADDR": held},
 			"SCHEDULE_FILE: schedule file " + badSchedule + ": line 5: entry \"tick\": payload.sleep: \"soon\" is not a duration"},
 		{"worker schedule file missing", stack.RunWorker, map[string]string{"SCHEDULE_FILE": badSchedule + ".missing", "WORKER_ADMIN_ADDR": held}, "no such file"},
+		{"app bad webhook allowlist", stack.RunApp, map[string]string{"WEBHOOK_ALLOWED_HOSTS": "hooks.example.com, http://x", "APP_ADDR": held}, "WEBHOOK_ALLOWED_HOSTS: \"http://x\" is a URL"},
+		{"worker bad webhook allowlist", stack.RunWorker, map[string]string{"WEBHOOK_ALLOWED_HOSTS": "10.0.0.0/99", "WORKER_ADMIN_ADDR": held}, "WEBHOOK_ALLOWED_HOSTS: \"10.0.0.0/99\" is not an IP range"},
 		{"app bad retention", stack.RunApp, map[string]string{"TASK_RETENTION": "forever", "APP_ADDR": held}, "TASK_RETENTION"},
 		{"monitor bad root", stack.RunMonitor, map[string]string{"MONITOR_ROOT_PATH": "/a{b}", "MONITOR_ADDR": held}, "MONITOR_ROOT_PATH"},
 		{"devstack in prod", func(ctx context.Context, inv stack.Invocation) error {
