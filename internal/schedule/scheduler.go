@@ -124,9 +124,6 @@ func New(o Options, s *Schedule) (*Scheduler, error) {
 	return sc, nil
 }
 
-// Entries returns the schedule in force.
-func (s *Scheduler) Entries() []Entry { return s.sched.Entries }
-
 // Run enqueues ticks until ctx is done, reading the file again every
 // ReloadEvery.
 func (s *Scheduler) Run(ctx context.Context) error {
@@ -229,7 +226,11 @@ func (s *Scheduler) attempt(ctx context.Context, st *state, now time.Time) {
 		retry := now.Add(backoff(st.attempts))
 		if retry.Sub(tick) <= s.window() {
 			st.due, st.retryAt = tick, retry
-			s.log.WarnContext(ctx, "schedule tick not enqueued; retrying", slog.String("entry", name), slog.String("task_id", p.ID),
+			level := slog.LevelWarn
+			if st.attempts > 1 {
+				level = slog.LevelDebug // said once per tick is enough during an outage
+			}
+			s.log.Log(ctx, level, "schedule tick not enqueued; retrying", slog.String("entry", name), slog.String("task_id", p.ID),
 				slog.Time("retry_at", retry), slog.Any("err", err))
 			return
 		}
