@@ -189,7 +189,7 @@ func (s *Scheduler) attempt(ctx context.Context, st *state, now time.Time) {
 		st.due = st.entry.spec.Next(now)
 		return
 	}
-	if tick != st.due {
+	if !tick.Equal(st.due) {
 		st.retryAt, st.attempts = time.Time{}, 0
 	}
 	if passed > 0 {
