@@ -28,6 +28,7 @@ type metrics struct {
 	lastRun *prometheus.GaugeVec
 	nextRun *prometheus.GaugeVec
 	reloads *prometheus.CounterVec
+	refused prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -48,8 +49,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "taskstack_schedule_reloads_total",
 			Help: "Changes of the schedule file by outcome: ok (applied) or error (refused; the schedule in force is kept).",
 		}, []string{"outcome"}),
+		refused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "taskstack_schedule_file_refused",
+			Help: "1 while the schedule file on disk is refused (invalid or unreadable) and the previous schedule runs; else 0.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.runs, m.lastRun, m.nextRun, m.reloads} {
+	for _, c := range []prometheus.Collector{m.runs, m.lastRun, m.nextRun, m.reloads, m.refused} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("schedule metrics: %w", err)
 		}

@@ -331,6 +331,7 @@ func (s *Scheduler) apply(next *Schedule, now time.Time, grace time.Duration) (a
 func (s *Scheduler) reload(ctx context.Context) {
 	data, err := os.ReadFile(s.o.Path)
 	if err != nil {
+		s.m.refused.Set(1)
 		if s.badHash != "unreadable" {
 			s.m.reloads.WithLabelValues(reloadError).Inc()
 			s.log.ErrorContext(ctx, "schedule file unreadable; keeping the schedule in force", slog.String("file", s.o.Path), slog.Any("err", err))
@@ -339,17 +340,24 @@ func (s *Scheduler) reload(ctx context.Context) {
 		return
 	}
 	h := contentHash(data)
-	if h == s.sched.hash || h == s.badHash {
+	if h == s.sched.hash {
+		s.badHash = ""
+		s.m.refused.Set(0) // back to the file in force
+		return
+	}
+	if h == s.badHash {
 		return
 	}
 	next, err := Parse(s.o.Path, data, s.o.Catalogue)
 	if err != nil {
 		s.badHash = h
+		s.m.refused.Set(1)
 		s.m.reloads.WithLabelValues(reloadError).Inc()
 		s.log.ErrorContext(ctx, "schedule file invalid; keeping the schedule in force", slog.String("file", s.o.Path), slog.Any("err", err))
 		return
 	}
 	s.badHash = ""
+	s.m.refused.Set(0)
 	added, removed, changed := s.apply(next, s.o.Now(), 0)
 	s.m.reloads.WithLabelValues(reloadOK).Inc()
 	s.log.InfoContext(ctx, "schedule reloaded", slog.String("file", s.o.Path), slog.Int("entries", len(next.Entries)),

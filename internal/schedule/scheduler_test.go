@@ -248,6 +248,12 @@ func TestReloadAddsAndRemovesEntries(t *testing.T) {
 	if n := testutil.ToFloat64(r.s.m.reloads.WithLabelValues(reloadError)); n != 1 {
 		t.Errorf("the same bad file was counted %v times, want once", n)
 	}
+	if testutil.ToFloat64(r.s.m.refused) != 1 {
+		t.Error("taskstack_schedule_file_refused is not 1 while the bad file is on disk")
+	}
+	// Putting back the file in force clears it.
+	b.write(t, "entries:\n  - {name: new, cron: '@every 1s', type: demo:echo, payload: {sleep: 0s}, queue: low}\n")
+	testsupport.Eventually(t, 30*time.Second, "the refusal cleared", func() bool { return testutil.ToFloat64(r.s.m.refused) == 0 })
 }
 
 // TestMissedTicks: every worker was down at an hourly tick. A worker that
