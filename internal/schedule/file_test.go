@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"taskstack/internal/tasks"
 )
@@ -215,7 +216,7 @@ func TestMissedTickPolicy(t *testing.T) {
 
 func mustMetrics(t *testing.T) *metrics {
 	t.Helper()
-	m, err := newMetrics(prometheusRegistry())
+	m, err := newMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,0 @@
-package schedule
-
-import "github.com/prometheus/client_golang/prometheus"
-
-func prometheusRegistry() *prometheus.Registry { return prometheus.NewRegistry() }
