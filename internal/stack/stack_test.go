@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,7 +89,12 @@ func TestDevstackComposesTheComponents(t *testing.T) {
 		testsupport.Release(t, a)
 	}
 	logs := testsupport.NewLogBuffer(t)
-	vars := map[string]string{"REDIS_URL": r.URL, "LOG_FORMAT": "json"}
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(hook.Close)
+	// The receiver is on loopback: allowed only because it is listed.
+	vars := map[string]string{"REDIS_URL": r.URL, "LOG_FORMAT": "json", "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
 	for k, v := range ports {
 		vars[k] = v
 	}
@@ -132,6 +138,27 @@ func TestDevstackComposesTheComponents(t *testing.T) {
 	testsupport.Eventually(t, 15*time.Second, "the task completed", func() bool {
 		_, body := get(t, "http://"+app+created.Links.Self)
 		return strings.Contains(body, `"result":"prefix___dev"`)
+	})
+	// WEBHOOK_ALLOWED_HOSTS reaches the app (a URL off the list is refused
+	// at enqueue, naming payload.url) and the worker (which delivers).
+	resp, err = http.Post("http://"+app+"/api/v1/tasks", "application/json", strings.NewReader(`{"type":"demo:webhook","payload":{"url":"http://10.0.0.1/x"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), `"field":"payload.url"`) {
+		t.Errorf("a webhook URL off the allowlist: %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.Post("http://"+app+"/api/v1/tasks", "application/json", strings.NewReader(`{"type":"demo:webhook","payload":{"url":"`+hook.URL+`/in"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	testsupport.Eventually(t, 15*time.Second, "the webhook delivered", func() bool {
+		_, body := get(t, "http://"+app+created.Links.Self)
+		return strings.Contains(body, `"result":"delivered: HTTP 204"`)
 	})
 	// One registry: the worker's admin port shows the worker's and the app's series.
 	_, metrics := get(t, "http://"+admin+"/metrics")
