@@ -181,6 +181,9 @@ type App struct {
 	MaxPayloadBytes int
 	MaxMemory       float64
 	MaxLists        int
+
+	// WebhookAllowedHosts is where demo:webhook may deliver.
+	WebhookAllowedHosts []string
 }
 
 // LoadApp reads the app's configuration.
@@ -192,13 +195,14 @@ func LoadApp(getenv func(string) string) (App, error) {
 
 func loadApp(e *env) App {
 	c := App{
-		Common:          loadCommon(e, "redis://localhost:6379/0"),
-		Addr:            e.Addr("APP_ADDR", ":8080", "listen address of the web page and API (and /healthz, /readyz)"),
-		AdminAddr:       e.Addr("APP_ADMIN_ADDR", ":9091", "listen address of /metrics, /healthz and /readyz; never publish it"),
-		Retention:       e.Duration("TASK_RETENTION", 24*time.Hour, 0, 30*24*time.Hour, "how long completed tasks (and idempotency keys) are kept"),
-		MonitorURL:      e.URL("APP_MONITOR_URL", "link to the monitor (asynqmon) shown on the page"),
-		GrafanaURL:      e.URL("APP_GRAFANA_URL", "link to Grafana shown on the page"),
-		ShutdownTimeout: e.Duration("APP_SHUTDOWN_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute, "how long in-flight HTTP requests may take to finish on SIGTERM"),
+		Common:              loadCommon(e, "redis://localhost:6379/0"),
+		Addr:                e.Addr("APP_ADDR", ":8080", "listen address of the web page and API (and /healthz, /readyz)"),
+		AdminAddr:           e.Addr("APP_ADMIN_ADDR", ":9091", "listen address of /metrics, /healthz and /readyz; never publish it"),
+		Retention:           retention(e),
+		MonitorURL:          e.URL("APP_MONITOR_URL", "link to the monitor (asynqmon) shown on the page"),
+		GrafanaURL:          e.URL("APP_GRAFANA_URL", "link to Grafana shown on the page"),
+		ShutdownTimeout:     e.Duration("APP_SHUTDOWN_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute, "how long in-flight HTTP requests may take to finish on SIGTERM"),
+		WebhookAllowedHosts: webhookHosts(e),
 	}
 	prod := c.Prod()
 	c.TokensFile = e.String("APP_TOKENS_FILE", "", "file of API tokens, one name:scopes:sha256 a line (app token new makes them); reloaded when it changes; required in prod unless APP_AUTH_PROXY_HEADER is set")
@@ -259,6 +263,26 @@ func parseCIDRs(raw string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// webhookHosts reads WEBHOOK_ALLOWED_HOSTS, which the app (to refuse a URL
+// at enqueue time) and the worker (to deliver) share. Its entries are
+// checked where the catalogue is built.
+func webhookHosts(e *env) []string {
+	raw := e.String("WEBHOOK_ALLOWED_HOSTS", "", "where demo:webhook may deliver: host names, *.domain, * (any public host), IPs or CIDRs (private, loopback and link-local addresses only when listed); empty: webhooks off")
+	var out []string
+	for h := range strings.SplitSeq(raw, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// retention reads TASK_RETENTION, which app and worker (for the periodic
+// tasks it enqueues) share.
+func retention(e *env) time.Duration {
+	return e.Duration("TASK_RETENTION", 24*time.Hour, 0, 30*24*time.Hour, "how long completed tasks (and idempotency keys) are kept")
+}
+
 // Worker configures cmd/worker.
 type Worker struct {
 	Common
@@ -270,6 +294,13 @@ type Worker struct {
 	ShutdownTimeout   time.Duration
 	TaskCheckInterval time.Duration
 	MaxResultBytes    int
+	// Retention is how long completed tasks the worker enqueues (periodic
+	// tasks) are kept, as TASK_RETENTION is for the app's.
+	Retention time.Duration
+	// ScheduleFile is the YAML file of periodic tasks; none when empty.
+	ScheduleFile string
+	// WebhookAllowedHosts is where demo:webhook may deliver.
+	WebhookAllowedHosts []string
 }
 
 // DefaultConcurrency suits I/O-bound tasks such as demo:echo, which mostly
@@ -299,6 +330,9 @@ func loadWorker(e *env) Worker {
 	c.ShutdownTimeout = e.Duration("WORKER_SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 10*time.Minute, "time in-flight tasks get to finish on SIGTERM before asynq requeues them")
 	c.MaxResultBytes = e.Int("TASK_MAX_RESULT_BYTES", 1<<20, 1, 64<<20, "largest result a task may store, in bytes; a larger one fails the task without retries")
 	c.TaskCheckInterval = e.Duration("WORKER_TASK_CHECK_INTERVAL", 10*time.Millisecond, time.Millisecond, time.Minute, "how long an idle dequeue loop sleeps between polls (latency floor vs idle Redis load)")
+	c.Retention = retention(e)
+	c.WebhookAllowedHosts = webhookHosts(e)
+	c.ScheduleFile = e.String("SCHEDULE_FILE", "", "YAML file of periodic tasks, run by every worker replica, each tick once (docs/schedule.md); none when empty")
 	return c
 }
 

@@ -215,7 +215,12 @@ func TestEveryVariableTakesEffect(t *testing.T) {
 		{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc", func(a App, _ Worker, _ Monitor) bool { return a.OTLPProtocol == "grpc" }},
 		{"APP_ADDR", ":18080", func(a App, _ Worker, _ Monitor) bool { return a.Addr == ":18080" }},
 		{"APP_ADMIN_ADDR", "127.0.0.1:19091", func(a App, _ Worker, _ Monitor) bool { return a.AdminAddr == "127.0.0.1:19091" }},
-		{"TASK_RETENTION", "72h", func(a App, _ Worker, _ Monitor) bool { return a.Retention == 72*time.Hour }},
+		{"TASK_RETENTION", "72h", func(a App, w Worker, _ Monitor) bool { return a.Retention == 72*time.Hour && w.Retention == 72*time.Hour }},
+		{"WEBHOOK_ALLOWED_HOSTS", "hooks.example.com, *.ci.example", func(a App, w Worker, _ Monitor) bool {
+			want := []string{"hooks.example.com", "*.ci.example"}
+			return cmp.Equal(a.WebhookAllowedHosts, want) && cmp.Equal(w.WebhookAllowedHosts, want)
+		}},
+		{"SCHEDULE_FILE", "/etc/taskstack/schedule.yml", func(_ App, w Worker, _ Monitor) bool { return w.ScheduleFile == "/etc/taskstack/schedule.yml" }},
 		{"APP_MONITOR_URL", "https://m.example/", func(a App, _ Worker, _ Monitor) bool { return a.MonitorURL == "https://m.example/" }},
 		{"APP_GRAFANA_URL", "https://g.example/", func(a App, _ Worker, _ Monitor) bool { return a.GrafanaURL == "https://g.example/" }},
 		{"APP_SHUTDOWN_TIMEOUT", "3s", func(a App, _ Worker, _ Monitor) bool { return a.ShutdownTimeout == 3*time.Second }},

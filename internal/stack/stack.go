@@ -25,10 +25,12 @@ import (
 	"taskstack/internal/monitor"
 	"taskstack/internal/process"
 	"taskstack/internal/redisconn"
+	"taskstack/internal/schedule"
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 	"taskstack/internal/telemetry"
 	"taskstack/internal/web"
+	"taskstack/internal/webhook"
 	"taskstack/internal/worker"
 )
 
@@ -77,12 +79,36 @@ func redisOptions(c config.Redis) redisconn.Options {
 	return redisconn.Options{URL: c.URL, Password: c.Password, ClusterAddrs: c.ClusterAddrs}
 }
 
+// catalogue builds the task catalogue with what the task types need from
+// the configuration: demo:webhook's allowlist.
+func catalogue(webhookHosts []string) (*tasks.Catalogue, error) {
+	allow, err := webhook.ParseAllowlist(webhookHosts)
+	if err != nil {
+		return nil, fmt.Errorf("WEBHOOK_ALLOWED_HOSTS: %w", err)
+	}
+	var deps tasks.Deps
+	if !allow.Empty() {
+		deps.Webhook = webhook.NewClient(webhook.Options{Allow: allow})
+	}
+	return tasks.NewCatalogueWith(deps), nil
+}
+
+// loadApp reads the app's configuration and checks its webhook allowlist.
+func loadApp(getenv func(string) string) (config.App, error) {
+	cfg, err := config.LoadApp(getenv)
+	if err != nil {
+		return cfg, err
+	}
+	_, err = catalogue(cfg.WebhookAllowedHosts)
+	return cfg, err
+}
+
 // RunApp runs cmd/app; `app token new --name N --scopes S` makes a token.
 func RunApp(ctx context.Context, inv Invocation) error {
 	if len(inv.Args) > 0 && inv.Args[0] == "token" {
 		return tokenCommand(inv.Args[1:], inv.Stdout)
 	}
-	return launch(ctx, inv, "app", config.LoadApp, func(cfg config.App, o *process.Options) setupFunc {
+	return launch(ctx, inv, "app", loadApp, func(cfg config.App, o *process.Options) setupFunc {
 		o.HealthAddr, o.AdminAddr, o.ShutdownTimeout = cfg.Addr, cfg.AdminAddr, cfg.ShutdownTimeout
 		return func(ctx context.Context, p *process.Process) error { _, err := App(ctx, p, cfg); return err }
 	})
@@ -111,6 +137,10 @@ func App(ctx context.Context, p *process.Process, cfg config.App) (net.Addr, err
 			return nil, err
 		}
 	}
+	cat, err := catalogue(cfg.WebhookAllowedHosts)
+	if err != nil {
+		return nil, err
+	}
 	st := store.New(store.Options{
 		Redis: rc, Retention: cfg.Retention, Queues: tasks.Queues(),
 		MaxPending: cfg.MaxPending, MaxMemory: cfg.MaxMemory,
@@ -120,7 +150,7 @@ func App(ctx context.Context, p *process.Process, cfg config.App) (net.Addr, err
 	if err != nil {
 		return nil, err
 	}
-	wo.Store, wo.Catalogue = st, tasks.NewCatalogue().WithLimits(tasks.Limits{MaxPayloadBytes: cfg.MaxPayloadBytes})
+	wo.Store, wo.Catalogue = st, cat.WithLimits(tasks.Limits{MaxPayloadBytes: cfg.MaxPayloadBytes})
 	wo.MonitorURL, wo.GrafanaURL, wo.MaxLists = cfg.MonitorURL, cfg.GrafanaURL, cfg.MaxLists
 	wo.SubmitLimit = guard.NewLimiter(cfg.RateLimit, cfg.RateBurst)
 	wo.Logger, wo.Registry, wo.Tracer, wo.Propagator = p.Logger, p.Registry, p.Tracer, p.Propagator
@@ -230,13 +260,24 @@ func loadWorker(getenv func(string) string) (config.Worker, error) {
 	if err != nil {
 		return cfg, err
 	}
-	return cfg, checkQueues(cfg)
+	return cfg, checkWorker(cfg)
 }
 
-func checkQueues(cfg config.Worker) error {
+// checkWorker checks the worker's queues against the catalogue's, and its
+// schedule file, before anything binds or connects.
+func checkWorker(cfg config.Worker) error {
 	for q := range cfg.Queues {
 		if !tasks.KnownQueue(q) {
 			return fmt.Errorf("WORKER_QUEUES: unknown queue %q (known: %s)", q, strings.Join(tasks.Queues(), ", "))
+		}
+	}
+	cat, err := catalogue(cfg.WebhookAllowedHosts)
+	if err != nil {
+		return err
+	}
+	if cfg.ScheduleFile != "" {
+		if _, err := schedule.Load(cfg.ScheduleFile, cat); err != nil {
+			return fmt.Errorf("SCHEDULE_FILE: %w", err)
 		}
 	}
 	return nil
@@ -250,17 +291,46 @@ func RunWorker(ctx context.Context, inv Invocation) error {
 	})
 }
 
-// Worker adds the dequeue loops to p.
+// Worker adds the dequeue loops to p, and the scheduler of periodic tasks
+// when cfg.ScheduleFile is set.
 func Worker(_ context.Context, p *process.Process, cfg config.Worker) error {
+	cat, err := catalogue(cfg.WebhookAllowedHosts)
+	if err != nil {
+		return err
+	}
+	var sched *schedule.Schedule
+	if cfg.ScheduleFile != "" {
+		// Read again: checkWorker validated it at start, but it may have
+		// changed since (the scheduler reloads it anyway).
+		if sched, err = schedule.Load(cfg.ScheduleFile, cat); err != nil {
+			return fmt.Errorf("SCHEDULE_FILE: %w", err)
+		}
+	}
 	// Not traced: the worker's Redis traffic is mostly idle polling.
 	rc, err := redisconn.Open(redisOptions(cfg.Redis))
 	if err != nil {
 		return err
 	}
 	p.Defer(rc.Close)
-	st := store.New(store.Options{Redis: rc, Queues: tasks.Queues(), Logger: p.Logger})
+	st := store.New(store.Options{Redis: rc, Retention: cfg.Retention, Queues: tasks.Queues(), Logger: p.Logger})
+	if sched != nil {
+		// A tick's kept task is what refuses a second enqueue of that tick:
+		// keep them longer than the grace whatever TASK_RETENTION says.
+		sst := st
+		if cfg.Retention < schedule.MinRetention {
+			sst = store.New(store.Options{Redis: rc, Retention: schedule.MinRetention, Queues: tasks.Queues(), Logger: p.Logger})
+		}
+		s, err := schedule.New(schedule.Options{
+			Path: cfg.ScheduleFile, Catalogue: cat, Store: sst, Grace: schedule.DefaultGrace,
+			Logger: p.Logger, Registry: p.Registry,
+		}, sched)
+		if err != nil {
+			return err
+		}
+		p.Go("schedule", s.Run)
+	}
 	w, err := worker.New(worker.Options{
-		Redis: rc, Catalogue: tasks.NewCatalogue().WithLimits(tasks.Limits{MaxResultBytes: cfg.MaxResultBytes}), Cancels: st,
+		Redis: rc, Catalogue: cat.WithLimits(tasks.Limits{MaxResultBytes: cfg.MaxResultBytes}), Cancels: st, RetryDelay: cat.RetryDelay,
 		Queues: cfg.Queues, StrictPriority: cfg.StrictPriority, Concurrency: cfg.Concurrency,
 		Servers: cfg.Servers, ShutdownTimeout: cfg.ShutdownTimeout, TaskCheckInterval: cfg.TaskCheckInterval,
 		Logger: p.Logger, Registry: p.Registry, Tracer: p.Tracer, Propagator: p.Propagator,
@@ -336,7 +406,7 @@ func loadDevstack(getenv func(string) string) (config.Devstack, error) {
 		return cfg, fmt.Errorf("APP_ENV=prod: devstack is for development only; run app, worker and monitor separately")
 	}
 	if err == nil {
-		err = checkQueues(cfg.Worker)
+		err = checkWorker(cfg.Worker)
 	}
 	return cfg, err
 }

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +26,10 @@ func refuse(t *testing.T, what string, run func(context.Context) error) error {
 func TestConfigurationErrorsStopBeforeAnything(t *testing.T) {
 	t.Parallel()
 	held := testsupport.HeldPort(t)
+	badSchedule := filepath.Join(t.TempDir(), "schedule.yml")
+	if err := os.WriteFile(badSchedule, []byte("entries:\n  - name: tick\n    cron: '@every 1m'\n    type: demo:echo\n    payload: {sleep: soon}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		run  func(context.Context, stack.Invocation) error
@@ -30,6 +37,11 @@ func TestConfigurationErrorsStopBeforeAnything(t *testing.T) {
 		want string
 	}{
 		{"worker queue not in the catalogue", stack.RunWorker, map[string]string{"WORKER_QUEUES": "high:6,urgent:1", "WORKER_ADMIN_ADDR": held}, "WORKER_QUEUES: unknown queue \"urgent\""},
+		{"worker schedule entry names line and field", stack.RunWorker, map[string]string{"SCHEDULE_FILE": badSchedule, "WORKER_ADMIN_ADDR": held},
+			"SCHEDULE_FILE: schedule file " + badSchedule + ": line 5: entry \"tick\": payload.sleep: \"soon\" is not a duration"},
+		{"worker schedule file missing", stack.RunWorker, map[string]string{"SCHEDULE_FILE": badSchedule + ".missing", "WORKER_ADMIN_ADDR": held}, "no such file"},
+		{"app bad webhook allowlist", stack.RunApp, map[string]string{"WEBHOOK_ALLOWED_HOSTS": "hooks.example.com, http://x", "APP_ADDR": held}, "WEBHOOK_ALLOWED_HOSTS: \"http://x\" is a URL"},
+		{"worker bad webhook allowlist", stack.RunWorker, map[string]string{"WEBHOOK_ALLOWED_HOSTS": "10.0.0.0/99", "WORKER_ADMIN_ADDR": held}, "WEBHOOK_ALLOWED_HOSTS: \"10.0.0.0/99\" is not an IP range"},
 		{"app bad retention", stack.RunApp, map[string]string{"TASK_RETENTION": "forever", "APP_ADDR": held}, "TASK_RETENTION"},
 		{"monitor bad root", stack.RunMonitor, map[string]string{"MONITOR_ROOT_PATH": "/a{b}", "MONITOR_ADDR": held}, "MONITOR_ROOT_PATH"},
 		{"devstack in prod", func(ctx context.Context, inv stack.Invocation) error {
@@ -77,7 +89,12 @@ func TestDevstackComposesTheComponents(t *testing.T) {
 		testsupport.Release(t, a)
 	}
 	logs := testsupport.NewLogBuffer(t)
-	vars := map[string]string{"REDIS_URL": r.URL, "LOG_FORMAT": "json"}
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(hook.Close)
+	// The receiver is on loopback: allowed only because it is listed.
+	vars := map[string]string{"REDIS_URL": r.URL, "LOG_FORMAT": "json", "WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"}
 	for k, v := range ports {
 		vars[k] = v
 	}
@@ -121,6 +138,27 @@ func TestDevstackComposesTheComponents(t *testing.T) {
 	testsupport.Eventually(t, 15*time.Second, "the task completed", func() bool {
 		_, body := get(t, "http://"+app+created.Links.Self)
 		return strings.Contains(body, `"result":"prefix___dev"`)
+	})
+	// WEBHOOK_ALLOWED_HOSTS reaches the app (a URL off the list is refused
+	// at enqueue, naming payload.url) and the worker (which delivers).
+	resp, err = http.Post("http://"+app+"/api/v1/tasks", "application/json", strings.NewReader(`{"type":"demo:webhook","payload":{"url":"http://10.0.0.1/x"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), `"field":"payload.url"`) {
+		t.Errorf("a webhook URL off the allowlist: %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.Post("http://"+app+"/api/v1/tasks", "application/json", strings.NewReader(`{"type":"demo:webhook","payload":{"url":"`+hook.URL+`/in"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&created)
+	resp.Body.Close()
+	testsupport.Eventually(t, 15*time.Second, "the webhook delivered", func() bool {
+		_, body := get(t, "http://"+app+created.Links.Self)
+		return strings.Contains(body, `"result":"delivered: HTTP 204"`)
 	})
 	// One registry: the worker's admin port shows the worker's and the app's series.
 	_, metrics := get(t, "http://"+admin+"/metrics")

@@ -1,7 +1,7 @@
 // Package store is the task store: the one package that talks to Redis
 // about tasks. It owns every Redis key that is not asynq's own (idempotency
-// claims, cancel marks) and every operation on tasks that takes more than
-// one step: enqueue (with its producer span and the headers the worker
+// claims, cancel marks, the published schedule of periodic tasks) and every
+// operation on tasks that takes more than one step: enqueue (with its producer span and the headers the worker
 // reads), enqueue-once by idempotency key, reading one task, listing and
 // paging across queues and states, queue statistics, delete-or-cancel, and
 // keeping asynq's set of queues registered.

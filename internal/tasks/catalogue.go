@@ -13,12 +13,26 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// NewCatalogue returns the catalogue of every task type taskstack knows.
-// Adding a task type is one file (see echo.go) and one line here.
-func NewCatalogue() *Catalogue {
+// Deps are what some task types need from the deployment, built by the
+// binaries from their configuration and injected here (never read from the
+// environment by a task type itself).
+type Deps struct {
+	// Webhook delivers demo:webhook's requests; nil refuses every URL.
+	Webhook WebhookSender
+}
+
+// NewCatalogue returns the catalogue of every task type taskstack knows,
+// with no Deps (demo:webhook refuses every URL).
+func NewCatalogue() *Catalogue { return NewCatalogueWith(Deps{}) }
+
+// NewCatalogueWith returns the catalogue of every task type taskstack
+// knows, built with d. Adding a task type is one file (see echo.go) and one
+// line here.
+func NewCatalogueWith(d Deps) *Catalogue {
 	return NewCatalogueOf(
 		Echo,
 		Fail,
+		Webhook(d.Webhook),
 	)
 }
 
@@ -83,10 +97,16 @@ func (l Limits) withDefaults() Limits {
 // naming fields as they are in the JSON ("sleep"; the catalogue adds the
 // "payload." prefix). The handler gets the validated payload; a payload
 // that no longer validates when a worker runs it fails without retries.
+//
+// Options add what a type needs beyond its payload (see Check).
 func Define[T any, P interface {
 	*T
 	Validate() error
-}](name string, d Defaults, handle func(ctx context.Context, p T, job Job) error) Spec {
+}](name string, d Defaults, handle func(ctx context.Context, p T, job Job) error, opts ...Option[T]) Spec {
+	var o options[T]
+	for _, opt := range opts {
+		opt(&o)
+	}
 	parse := func(raw []byte) (T, error) {
 		var p T
 		if len(bytes.TrimSpace(raw)) > 0 && !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
@@ -96,6 +116,11 @@ func Define[T any, P interface {
 		}
 		if err := P(&p).Validate(); err != nil {
 			return p, payloadError(err)
+		}
+		for _, check := range o.checks {
+			if err := check(&p); err != nil {
+				return p, payloadError(err)
+			}
 		}
 		return p, nil
 	}
@@ -127,6 +152,21 @@ func Define[T any, P interface {
 			return handle(ctx, p, job)
 		},
 	}
+}
+
+// Option adjusts a task type built by Define.
+type Option[T any] func(*options[T])
+
+type options[T any] struct {
+	checks []func(*T) error
+}
+
+// Check adds a validation that needs more than the payload, such as
+// configuration a constructor was given (demo:webhook's allowlist). It runs
+// after Validate, when a task is enqueued and again when a worker runs it,
+// and returns a *ValidationError naming fields as Validate does.
+func Check[T any](check func(p *T) error) Option[T] {
+	return func(o *options[T]) { o.checks = append(o.checks, check) }
 }
 
 // payloadError names every field of a payload's error "payload.<field>".
@@ -218,6 +258,39 @@ func (c *Catalogue) Lookup(typ string) (Spec, bool) {
 
 // Types lists the known task types, sorted.
 func (c *Catalogue) Types() []string { return slices.Clone(c.types) }
+
+// SkipRetry, wrapped into a handler's error (fmt.Errorf("...: %w", err,
+// tasks.SkipRetry)), fails the task for good: no retry. It is asynq's.
+var SkipRetry = asynq.SkipRetry
+
+// MaxRetryAfter bounds the delay a task may ask for before its retry.
+const MaxRetryAfter = time.Hour
+
+// RetryDelay is the worker's delay before retrying a failed task: what the
+// error asks for when it has a RetryAfter() (see RetryAfter), else asynq's
+// exponential back-off.
+func (c *Catalogue) RetryDelay(n int, err error, t *asynq.Task) time.Duration {
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		if d := ra.RetryAfter(); d > 0 {
+			return min(d, MaxRetryAfter)
+		}
+	}
+	return asynq.DefaultRetryDelayFunc(n, err, t)
+}
+
+// RetryAfter wraps err so that the task is retried after d (at most
+// MaxRetryAfter) instead of after asynq's back-off.
+func RetryAfter(d time.Duration, err error) error { return &retryAfterError{d: d, err: err} }
+
+type retryAfterError struct {
+	d   time.Duration
+	err error
+}
+
+func (e *retryAfterError) Error() string             { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error             { return e.err }
+func (e *retryAfterError) RetryAfter() time.Duration { return e.d }
 
 // Register installs every handler on mux.
 func (c *Catalogue) Register(mux *asynq.ServeMux) {

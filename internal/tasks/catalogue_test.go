@@ -205,7 +205,7 @@ func TestCatalogueRefusesBadDefinitions(t *testing.T) {
 			NewCatalogueOf(specs...)
 		}()
 	}
-	if got := NewCatalogue().Types(); !cmp.Equal(got, []string{TypeEcho, TypeFail}) {
+	if got := NewCatalogue().Types(); !cmp.Equal(got, []string{TypeEcho, TypeFail, TypeWebhook}) {
 		t.Errorf("types %v", got)
 	}
 }

@@ -213,12 +213,13 @@ type indexData struct {
 	Page           taskPage
 	Queues         []queueJSON
 	// Search is set when the list is a search (type, q, since, until).
-	Search  *searchPage
-	Types   []string
-	MaxScan int
-	Self    string
-	Prev    string
-	Next    string
+	Search   *searchPage
+	Types    []string
+	MaxScan  int
+	Schedule []scheduleJSON
+	Self     string
+	Prev     string
+	Next     string
 }
 
 type fieldMessage struct {
@@ -247,6 +248,7 @@ func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int,
 		Title: "Tasks", Links: s.navLinks(r), Form: form, Errors: errs,
 		Filter: q, Filtered: r.URL.Query().Get("state") != "" || r.URL.Query().Get("queue") != "" || q.searching(),
 		Self: r.URL.RequestURI(), Types: s.cat.Types(), MaxScan: store.MaxScan,
+		Schedule: s.schedule(ctx),
 	}
 	if q.searching() {
 		snap, err := s.searchSnapshot(ctx, q)

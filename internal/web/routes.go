@@ -43,6 +43,7 @@ func (s *Server) routes() http.Handler {
 	handle("POST /api/v1/batches", api(guard.ScopeWrite, s.createBatch))
 	handle("GET /api/v1/tasks", api(guard.ScopeRead, s.listTasks))
 	handle("GET /api/v1/queues", api(guard.ScopeRead, s.listQueues))
+	handle("GET /api/v1/schedule", api(guard.ScopeRead, s.listSchedule))
 	handle("GET /api/v1/queues/{queue}/tasks/{id}", api(guard.ScopeRead, s.getTask))
 	handle("DELETE /api/v1/queues/{queue}/tasks/{id}", api(guard.ScopeAdmin, s.deleteTask))
 	handle("GET /finished_tasks", api(guard.ScopeRead, s.finishedTasks))

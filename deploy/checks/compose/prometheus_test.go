@@ -304,6 +304,9 @@ func TestPrometheusScrapesRealBinaries(t *testing.T) {
 	procs := map[string]*testsupport.Process{}
 	for _, bin := range ours {
 		env := maps.Clone(composeEnv[bin])
+		if bin == "worker" {
+			env = onHost(t, project.Services[bin], env, "SCHEDULE_FILE")
+		}
 		overrides[bin]["REDIS_URL"] = redis.URL
 		overrides[bin]["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp.URL
 		for k, v := range overrides[bin] {

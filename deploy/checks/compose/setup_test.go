@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/cli"
@@ -97,4 +98,28 @@ func envOf(t *testing.T, s types.ServiceConfig) map[string]string {
 		out[k] = *v
 	}
 	return out
+}
+
+// onHost rewrites the values of env that name a path inside one of s's bind
+// mounts to that path on the host, so that a binary a test starts finds the
+// file the container would. It fails on a path under no mount.
+func onHost(t *testing.T, s types.ServiceConfig, env map[string]string, vars ...string) map[string]string {
+	t.Helper()
+	for _, name := range vars {
+		v := env[name]
+		found := false
+		for _, m := range s.Volumes {
+			if m.Type != types.VolumeTypeBind {
+				continue
+			}
+			if rel, ok := strings.CutPrefix(v, strings.TrimSuffix(m.Target, "/")+"/"); ok {
+				env[name] = filepath.Join(m.Source, rel)
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("service %s: %s=%s is under none of its bind mounts", s.Name, name, v)
+		}
+	}
+	return env
 }

@@ -47,6 +47,9 @@ func TestBinariesServeProbes(t *testing.T) {
 				// The cluster's addresses do not exist here: the test's
 				// Redis, and free loopback ports for the listeners.
 				env["REDIS_URL"] = redis.URL
+				if bin == "worker" {
+					hostFiles(t, r, p, c, env, "SCHEDULE_FILE")
+				}
 				addr := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t))
 				env[served[bin].addrVar] = addr
 				metricsBase := "http://" + addr
