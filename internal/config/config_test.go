@@ -215,7 +215,9 @@ func TestEveryVariableTakesEffect(t *testing.T) {
 		{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc", func(a App, _ Worker, _ Monitor) bool { return a.OTLPProtocol == "grpc" }},
 		{"APP_ADDR", ":18080", func(a App, _ Worker, _ Monitor) bool { return a.Addr == ":18080" }},
 		{"APP_ADMIN_ADDR", "127.0.0.1:19091", func(a App, _ Worker, _ Monitor) bool { return a.AdminAddr == "127.0.0.1:19091" }},
-		{"TASK_RETENTION", "72h", func(a App, w Worker, _ Monitor) bool { return a.Retention == 72*time.Hour && w.Retention == 72*time.Hour }},
+		{"TASK_RETENTION", "72h", func(a App, w Worker, _ Monitor) bool {
+			return a.Retention == 72*time.Hour && w.Retention == 72*time.Hour
+		}},
 		{"WEBHOOK_ALLOWED_HOSTS", "hooks.example.com, *.ci.example", func(a App, w Worker, _ Monitor) bool {
 			want := []string{"hooks.example.com", "*.ci.example"}
 			return cmp.Equal(a.WebhookAllowedHosts, want) && cmp.Equal(w.WebhookAllowedHosts, want)

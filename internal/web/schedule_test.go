@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"taskstack/internal/store"
+	"taskstack/internal/testsupport"
 )
 
 // TestScheduleOnThePageAndAPI: what the workers publish shows on the page
@@ -31,8 +32,12 @@ func TestScheduleOnThePageAndAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := f.do(t, http.MethodGet, "/", nil)
-	body := string(res.body)
+	// The page reads the schedule as a snapshot, at most a second old.
+	var body string
+	testsupport.Eventually(t, 5*time.Second, "the schedule on the page", func() bool {
+		body = string(f.do(t, http.MethodGet, "/", nil).body)
+		return strings.Contains(body, "Periodic tasks")
+	})
 	for _, want := range []string{
 		`<h2 id="schedule-title">Periodic tasks</h2>`,
 		`<th scope="row">heartbeat</th>`, `<code>@every 1m</code>`,
