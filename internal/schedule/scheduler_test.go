@@ -192,7 +192,7 @@ func TestThreeReplicasEnqueueEachTickOnce(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if at, ok := store.EnqueuedAt(ti.Headers); ok {
+			if at, ok := tasks.EnqueuedAt(ti.Headers); ok {
 				worst = max(worst, at.Sub(time.Unix(u, 0)))
 			}
 		}

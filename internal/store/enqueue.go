@@ -22,27 +22,8 @@ import (
 	"taskstack/internal/tasks"
 )
 
-// HeaderEnqueuedAt is the task header holding the enqueue time (Unix
-// nanoseconds). The W3C trace context travels under its own keys
-// ("traceparent", ...). asynq stores headers with the task and restores
-// them on every retry.
-const HeaderEnqueuedAt = "taskstack-enqueued-at"
-
 // MessagingSystem is the messaging.system attribute of our spans.
 const MessagingSystem = "asynq"
-
-// EnqueuedAt reads the enqueue time from a task's headers.
-func EnqueuedAt(headers map[string]string) (time.Time, bool) {
-	v, ok := headers[HeaderEnqueuedAt]
-	if !ok {
-		return time.Time{}, false
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return time.Time{}, false
-	}
-	return time.Unix(0, n), true
-}
 
 // Enqueued is a task that is on its queue.
 type Enqueued struct {
@@ -74,7 +55,11 @@ func (s *Store) Enqueue(ctx context.Context, p tasks.Prepared) (Enqueued, error)
 		))
 	defer span.End()
 
-	headers := map[string]string{HeaderEnqueuedAt: strconv.FormatInt(s.now().UnixNano(), 10)}
+	now := s.now()
+	headers := map[string]string{tasks.HeaderEnqueuedAt: strconv.FormatInt(now.UnixNano(), 10)}
+	if p.ProcessIn > 0 {
+		headers[tasks.HeaderDueAt] = strconv.FormatInt(now.Add(p.ProcessIn).UnixNano(), 10)
+	}
 	s.prop.Inject(ctx, propagation.MapCarrier(headers))
 	opts := []asynq.Option{
 		asynq.Queue(p.Queue),

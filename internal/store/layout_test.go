@@ -144,7 +144,7 @@ func TestTaskMatchesAsynqInspector(t *testing.T) {
 		if diff := cmp.Diff(wantView, viewOf(got)); diff != "" {
 			t.Errorf("%s task (-asynq +store):\n%s", state, diff)
 		}
-		if at, ok := store.EnqueuedAt(want.Headers); !ok || !got.EnqueuedAt.Equal(at) {
+		if at, ok := tasks.EnqueuedAt(want.Headers); !ok || !got.EnqueuedAt.Equal(at) {
 			t.Errorf("%s: enqueued at %v, want the header's %v", state, got.EnqueuedAt, at)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"taskstack/internal/tasks"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -48,7 +49,7 @@ func (s *Store) taskFrom(queue, state string, msg, result []byte, hasResult bool
 		Retried: m.Retried, MaxRetry: m.Retry, Timeout: time.Duration(m.Timeout) * time.Second,
 		Headers: m.Headers,
 	}
-	if at, ok := EnqueuedAt(m.Headers); ok {
+	if at, ok := tasks.EnqueuedAt(m.Headers); ok {
 		t.EnqueuedAt = at
 	}
 	if m.LastFailedAt > 0 {

@@ -19,6 +19,8 @@ import (
 type Deps struct {
 	// Webhook delivers demo:webhook's requests; nil refuses every URL.
 	Webhook WebhookSender
+	// Canary records canary:ping's completions; nil records nothing.
+	Canary CanaryRecorder
 }
 
 // NewCatalogue returns the catalogue of every task type taskstack knows,
@@ -32,7 +34,9 @@ func NewCatalogueWith(d Deps) *Catalogue {
 	return NewCatalogueOf(
 		Echo,
 		Fail,
+		Flaky,
 		Webhook(d.Webhook),
+		Canary(d.Canary),
 	)
 }
 
@@ -48,8 +52,11 @@ type Job struct {
 	// ID is the task's ID, the same on every retry: use it as the
 	// idempotency key of whatever the handler changes elsewhere.
 	ID       string
+	Queue    string
 	Retried  int
 	MaxRetry int
+	// EnqueuedAt is when the task was submitted (zero when unknown).
+	EnqueuedAt time.Time
 	// Result is written as the task's result, kept with the task for its
 	// retention.
 	Result io.Writer
@@ -142,6 +149,8 @@ func Define[T any, P interface {
 			}
 			job := Job{}
 			job.ID, _ = asynq.GetTaskID(ctx)
+			job.Queue, _ = asynq.GetQueueName(ctx)
+			job.EnqueuedAt, _ = EnqueuedAt(t.Headers())
 			job.Retried, _ = asynq.GetRetryCount(ctx)
 			job.MaxRetry, _ = asynq.GetMaxRetry(ctx)
 			var w io.Writer = io.Discard

@@ -205,7 +205,7 @@ func TestCatalogueRefusesBadDefinitions(t *testing.T) {
 			NewCatalogueOf(specs...)
 		}()
 	}
-	if got := NewCatalogue().Types(); !cmp.Equal(got, []string{TypeEcho, TypeFail, TypeWebhook}) {
+	if got := NewCatalogue().Types(); !cmp.Equal(got, []string{TypeCanary, TypeEcho, TypeFail, TypeFlaky, TypeWebhook}) {
 		t.Errorf("types %v", got)
 	}
 }

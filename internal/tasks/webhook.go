@@ -14,8 +14,9 @@ import (
 // receiver can ignore a delivery it already has.
 const TypeWebhook = "demo:webhook"
 
-// WebhookMaxBody bounds the body a webhook carries.
-const WebhookMaxBody = 64 << 10
+// WebhookMaxBody bounds the body a webhook carries: half the default
+// payload limit, so the whole payload (URL, headers, body) always fits.
+const WebhookMaxBody = 32 << 10
 
 // WebhookSender delivers webhooks; internal/webhook's Client is the real
 // one, built from WEBHOOK_ALLOWED_HOSTS by internal/stack.

@@ -144,7 +144,7 @@ func TestCreateTask(t *testing.T) {
 	if ti.MaxRetry != 1 || ti.Timeout != 30*time.Second || ti.Type != tasks.TypeEcho {
 		t.Errorf("options not applied: %+v", ti)
 	}
-	if _, ok := store.EnqueuedAt(ti.Headers); !ok {
+	if _, ok := tasks.EnqueuedAt(ti.Headers); !ok {
 		t.Error("enqueue time header missing")
 	}
 

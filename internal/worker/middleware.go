@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"taskstack/internal/store"
+	"taskstack/internal/tasks"
 	"taskstack/internal/telemetry"
 )
 
@@ -25,6 +26,7 @@ type Metrics struct {
 	processed *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	wait      *prometheus.HistogramVec
+	delay     *prometheus.HistogramVec
 	inFlight  *prometheus.GaugeVec
 	types     map[string]bool
 	queues    map[string]bool
@@ -35,6 +37,7 @@ type Metrics struct {
 type series struct {
 	success, failure prometheus.Counter
 	duration, wait   prometheus.Observer
+	delay            prometheus.Observer
 	inFlight         prometheus.Gauge
 }
 
@@ -49,6 +52,7 @@ func (m *Metrics) series(typ, queue string) *series {
 	return &series{
 		success: m.processed.WithLabelValues(typ, queue, "success"), failure: m.processed.WithLabelValues(typ, queue, "failure"),
 		duration: m.duration.WithLabelValues(typ, queue), wait: m.wait.WithLabelValues(typ, queue), inFlight: m.inFlight.WithLabelValues(typ, queue),
+		delay: m.delay.WithLabelValues(typ, queue),
 	}
 }
 
@@ -72,6 +76,11 @@ func NewMetrics(reg prometheus.Registerer, types, queues []string) (*Metrics, er
 			Help:    "Time from enqueue (task header) to handler start, by task type and queue; includes scheduled delay and retry back-off.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}, labels),
+		delay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "taskstack_task_start_delay_seconds",
+			Help:    "Time from when a task was due (enqueued, or its process_in delay ended) to its first attempt's start, by task type and queue: the queue-latency SLI.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, labels),
 		inFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "taskstack_tasks_in_progress",
 			Help: "Tasks being processed right now, by type and queue.",
@@ -80,7 +89,7 @@ func NewMetrics(reg prometheus.Registerer, types, queues []string) (*Metrics, er
 		queues:   map[string]bool{},
 		children: map[[2]string]*series{},
 	}
-	for _, c := range []prometheus.Collector{m.processed, m.duration, m.wait, m.inFlight} {
+	for _, c := range []prometheus.Collector{m.processed, m.duration, m.wait, m.delay, m.inFlight} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("worker metrics: %w", err)
 		}
@@ -92,6 +101,7 @@ func NewMetrics(reg prometheus.Registerer, types, queues []string) (*Metrics, er
 			m.children[[2]string{t, q}] = &series{
 				success: m.processed.WithLabelValues(t, q, "success"), failure: m.processed.WithLabelValues(t, q, "failure"),
 				duration: m.duration.WithLabelValues(t, q), wait: m.wait.WithLabelValues(t, q), inFlight: m.inFlight.WithLabelValues(t, q),
+				delay: m.delay.WithLabelValues(t, q),
 			}
 		}
 	}
@@ -164,8 +174,13 @@ func Middleware(o MiddlewareOptions) asynq.MiddlewareFunc {
 			ctx, span := tracer.Start(parent, "process "+queue, opts...)
 			defer span.End()
 
-			if at, ok := store.EnqueuedAt(t.Headers()); ok {
+			if at, ok := tasks.EnqueuedAt(t.Headers()); ok {
 				telemetry.ObserveWithExemplar(ctx, ser.wait, max(0, start.Sub(at).Seconds()))
+			}
+			// Retries wait for their back-off by design: only first
+			// attempts say how long the queue kept a task waiting.
+			if due, ok := tasks.DueAt(t.Headers()); ok && retried == 0 {
+				telemetry.ObserveWithExemplar(ctx, ser.delay, max(0, start.Sub(due).Seconds()))
 			}
 			err := func() error {
 				// Cancelled through the API: asynq records the cancellation as

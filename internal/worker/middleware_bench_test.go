@@ -41,7 +41,7 @@ func BenchmarkMiddleware(b *testing.B) {
 			flags = "01"
 		}
 		return asynq.NewTaskWithHeaders(tasks.TypeEcho, []byte(`{"arg":"x","sleep":"0s"}`), map[string]string{
-			store.HeaderEnqueuedAt: at,
+			tasks.HeaderEnqueuedAt: at,
 			"traceparent":          "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-" + flags,
 		})
 	}

@@ -39,7 +39,7 @@ func TestTraceContinuation(t *testing.T) {
 	const traceID, parentID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	task := asynq.NewTaskWithHeaders(tasks.TypeEcho, nil, map[string]string{
 		"traceparent":          "00-" + traceID + "-" + parentID + "-01",
-		store.HeaderEnqueuedAt: strconv.FormatInt(time.Now().Add(-time.Second).UnixNano(), 10),
+		tasks.HeaderEnqueuedAt: strconv.FormatInt(time.Now().Add(-time.Second).UnixNano(), 10),
 	})
 	var handlerSpan trace.SpanContext
 	h := mw(asynq.HandlerFunc(func(ctx context.Context, _ *asynq.Task) error {
@@ -134,8 +134,13 @@ func TestCancelledTaskIsNotRetried(t *testing.T) {
 	}
 	// A just-started worker may not have subscribed to asynq's cancel
 	// channel yet: cancel again (through the store) until it is out.
+	var last asynq.TaskState
 	testsupport.Eventually(t, 40*time.Second, "the cancelled task archived", func() bool {
 		ti, err := b.insp.GetTaskInfo("high", id)
+		if err == nil && ti.State != last {
+			last = ti.State
+			t.Logf("task %s: %v, retried %d, %q", id, ti.State, ti.Retried, ti.LastErr)
+		}
 		if err == nil && ti.State == asynq.TaskStateActive {
 			_, _ = b.store.Delete(context.Background(), "high", id)
 			time.Sleep(100 * time.Millisecond)
