@@ -301,6 +301,9 @@ type Worker struct {
 	ScheduleFile string
 	// WebhookAllowedHosts is where demo:webhook may deliver.
 	WebhookAllowedHosts []string
+	// CanaryInterval is how often a canary task runs on each queue; zero
+	// turns the canary off.
+	CanaryInterval time.Duration
 }
 
 // DefaultConcurrency suits I/O-bound tasks such as demo:echo, which mostly
@@ -333,6 +336,10 @@ func loadWorker(e *env) Worker {
 	c.Retention = retention(e)
 	c.WebhookAllowedHosts = webhookHosts(e)
 	c.ScheduleFile = e.String("SCHEDULE_FILE", "", "YAML file of periodic tasks, run by every worker replica, each tick once (docs/schedule.md); none when empty")
+	c.CanaryInterval = e.Duration("CANARY_INTERVAL", 15*time.Second, 0, time.Hour, "how often one canary:ping task runs on each queue, end to end (once per deployment whatever the replicas); 0 turns the canary off")
+	if c.CanaryInterval > 0 && c.CanaryInterval < time.Second {
+		e.fail("CANARY_INTERVAL", "%s is below 1s (0 turns the canary off)", c.CanaryInterval)
+	}
 	return c
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"taskstack/internal/canary"
 	"taskstack/internal/config"
 	"taskstack/internal/guard"
 	"taskstack/internal/monitor"
@@ -81,12 +82,12 @@ func redisOptions(c config.Redis) redisconn.Options {
 
 // catalogue builds the task catalogue with what the task types need from
 // the configuration: demo:webhook's allowlist.
-func catalogue(webhookHosts []string) (*tasks.Catalogue, error) {
+func catalogue(webhookHosts []string, rec tasks.CanaryRecorder) (*tasks.Catalogue, error) {
 	allow, err := webhook.ParseAllowlist(webhookHosts)
 	if err != nil {
 		return nil, fmt.Errorf("WEBHOOK_ALLOWED_HOSTS: %w", err)
 	}
-	var deps tasks.Deps
+	deps := tasks.Deps{Canary: rec}
 	if !allow.Empty() {
 		deps.Webhook = webhook.NewClient(webhook.Options{Allow: allow})
 	}
@@ -99,7 +100,7 @@ func loadApp(getenv func(string) string) (config.App, error) {
 	if err != nil {
 		return cfg, err
 	}
-	_, err = catalogue(cfg.WebhookAllowedHosts)
+	_, err = catalogue(cfg.WebhookAllowedHosts, nil)
 	return cfg, err
 }
 
@@ -137,7 +138,7 @@ func App(ctx context.Context, p *process.Process, cfg config.App) (net.Addr, err
 			return nil, err
 		}
 	}
-	cat, err := catalogue(cfg.WebhookAllowedHosts)
+	cat, err := catalogue(cfg.WebhookAllowedHosts, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +272,7 @@ func checkWorker(cfg config.Worker) error {
 			return fmt.Errorf("WORKER_QUEUES: unknown queue %q (known: %s)", q, strings.Join(tasks.Queues(), ", "))
 		}
 	}
-	cat, err := catalogue(cfg.WebhookAllowedHosts)
+	cat, err := catalogue(cfg.WebhookAllowedHosts, nil)
 	if err != nil {
 		return err
 	}
@@ -291,21 +292,10 @@ func RunWorker(ctx context.Context, inv Invocation) error {
 	})
 }
 
-// Worker adds the dequeue loops to p, and the scheduler of periodic tasks
-// when cfg.ScheduleFile is set.
+// Worker adds the dequeue loops to p, the canary prober unless
+// cfg.CanaryInterval is zero, and the scheduler of periodic tasks when
+// cfg.ScheduleFile is set.
 func Worker(_ context.Context, p *process.Process, cfg config.Worker) error {
-	cat, err := catalogue(cfg.WebhookAllowedHosts)
-	if err != nil {
-		return err
-	}
-	var sched *schedule.Schedule
-	if cfg.ScheduleFile != "" {
-		// Read again: checkWorker validated it at start, but it may have
-		// changed since (the scheduler reloads it anyway).
-		if sched, err = schedule.Load(cfg.ScheduleFile, cat); err != nil {
-			return fmt.Errorf("SCHEDULE_FILE: %w", err)
-		}
-	}
 	// Not traced: the worker's Redis traffic is mostly idle polling.
 	rc, err := redisconn.Open(redisOptions(cfg.Redis))
 	if err != nil {
@@ -313,7 +303,21 @@ func Worker(_ context.Context, p *process.Process, cfg config.Worker) error {
 	}
 	p.Defer(rc.Close)
 	st := store.New(store.Options{Redis: rc, Retention: cfg.Retention, Queues: tasks.Queues(), Logger: p.Logger})
-	if sched != nil {
+	rec, err := canary.NewRecorder(st, p.Registry, p.Logger, tasks.Queues())
+	if err != nil {
+		return err
+	}
+	cat, err := catalogue(cfg.WebhookAllowedHosts, rec)
+	if err != nil {
+		return err
+	}
+	if cfg.ScheduleFile != "" {
+		// Read again: checkWorker validated it at start, but it may have
+		// changed since (the scheduler reloads it anyway).
+		sched, err := schedule.Load(cfg.ScheduleFile, cat)
+		if err != nil {
+			return fmt.Errorf("SCHEDULE_FILE: %w", err)
+		}
 		// A tick's kept task is what refuses a second enqueue of that tick:
 		// keep them longer than the grace whatever TASK_RETENTION says.
 		sst := st
@@ -328,6 +332,16 @@ func Worker(_ context.Context, p *process.Process, cfg config.Worker) error {
 			return err
 		}
 		p.Go("schedule", s.Run)
+	}
+	if cfg.CanaryInterval > 0 {
+		pr, err := canary.NewProber(canary.Options{
+			Store: st, Catalogue: cat, Queues: tasks.Queues(), Interval: cfg.CanaryInterval,
+			Logger: p.Logger, Registry: p.Registry,
+		})
+		if err != nil {
+			return err
+		}
+		p.Go("canary", pr.Run)
 	}
 	w, err := worker.New(worker.Options{
 		Redis: rc, Catalogue: cat.WithLimits(tasks.Limits{MaxResultBytes: cfg.MaxResultBytes}), Cancels: st, RetryDelay: cat.RetryDelay,
@@ -369,6 +383,9 @@ func Monitor(ctx context.Context, p *process.Process, cfg config.Monitor) (net.A
 	}
 	p.Defer(mon.Close)
 	st := store.New(store.Options{Redis: mon.Redis(), Queues: tasks.Queues(), Logger: p.Logger})
+	if err := p.Registry.Register(canary.NewCollector(st, p.Logger)); err != nil {
+		return nil, fmt.Errorf("monitor: %w", err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/", mon)
 	p.HandleOps(mux)

@@ -67,6 +67,9 @@ func (s *Store) Enqueue(ctx context.Context, p tasks.Prepared) (Enqueued, error)
 		asynq.MaxRetry(p.MaxRetry),
 		asynq.Retention(s.retention),
 	}
+	if p.Retention > 0 {
+		opts[len(opts)-1] = asynq.Retention(p.Retention)
+	}
 	if p.ProcessIn > 0 {
 		opts = append(opts, asynq.ProcessIn(p.ProcessIn))
 	}

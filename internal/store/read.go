@@ -411,6 +411,10 @@ type Query struct {
 	Queues   []string // empty: every queue
 	Page     int      // from 1
 	PageSize int
+	// Hide leaves tasks of these types out of the page and its total (the
+	// canary's). Only the tasks read are filtered: a page holds fewer
+	// tasks by the number hidden in it (a few at most).
+	Hide []string
 }
 
 // Page is one page of tasks and how many tasks match in all.
@@ -468,7 +472,13 @@ func (s *Store) List(ctx context.Context, q Query) (Page, []QueueStats, error) {
 		}
 		for _, state := range q.States {
 			page.Total += v.stats.count(state)
-			all = append(all, v.tasks[state]...)
+			for _, t := range v.tasks[state] {
+				if slices.Contains(q.Hide, t.Type) {
+					page.Total--
+					continue
+				}
+				all = append(all, t)
+			}
 		}
 	}
 	if single {

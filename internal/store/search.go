@@ -28,6 +28,8 @@ type SearchQuery struct {
 	Since, Until time.Time
 	Cursor       string
 	Limit        int // matches per answer (DefaultPageSize when zero)
+	// Hide leaves tasks of these types out unless Type asks for one.
+	Hide []string
 }
 
 // Filtering reports whether q filters on more than state and queue.
@@ -199,7 +201,7 @@ func (s *Store) readWindows(ctx context.Context, n int, at func(i int) (queue, s
 }
 
 func matches(t Task, q SearchQuery, lowerText string) bool {
-	if q.Type != "" && t.Type != q.Type {
+	if q.Type != "" && t.Type != q.Type || q.Type == "" && slices.Contains(q.Hide, t.Type) {
 		return false
 	}
 	if lowerText != "" && !strings.Contains(strings.ToLower(t.LastError), lowerText) && !strings.Contains(strings.ToLower(string(t.Result)), lowerText) {

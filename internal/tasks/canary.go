@@ -25,7 +25,7 @@ func (*CanaryPayload) Validate() error { return nil }
 // Canary is the catalogue entry of canary:ping, recording with r. No
 // retries: a failed canary is a missing success, which is the signal.
 func Canary(r CanaryRecorder) Spec {
-	return Define(TypeCanary, Defaults{Queue: QueueHigh, Timeout: 30 * time.Second, MaxRetry: 0},
+	return Define(TypeCanary, Defaults{Queue: QueueHigh, Timeout: 30 * time.Second, MaxRetry: 0, Internal: true},
 		func(ctx context.Context, _ CanaryPayload, job Job) error {
 			if r != nil {
 				r.CanarySucceeded(ctx, job.Queue, job.EnqueuedAt, time.Now())

@@ -45,6 +45,9 @@ type Defaults struct {
 	Queue    string
 	Timeout  time.Duration
 	MaxRetry int
+	// Internal types are submitted by taskstack itself (the canary), never
+	// through the API: Prepare refuses them unless Request.Internal is set.
+	Internal bool
 }
 
 // Job is one run of a task as its handler sees it.
@@ -229,9 +232,11 @@ func (c *cappedWriter) Write(b []byte) (int, error) {
 
 // Catalogue holds every task type. Build it with NewCatalogue.
 type Catalogue struct {
-	specs  map[string]Spec
-	types  []string
-	limits Limits
+	specs map[string]Spec
+	types []string
+	// submittable is types without the internal ones.
+	submittable []string
+	limits      Limits
 }
 
 // WithLimits returns a copy of c that enforces l.
@@ -254,8 +259,12 @@ func NewCatalogueOf(specs ...Spec) *Catalogue {
 		}
 		c.specs[s.Type] = s
 		c.types = append(c.types, s.Type)
+		if !s.Defaults.Internal {
+			c.submittable = append(c.submittable, s.Type)
+		}
 	}
 	slices.Sort(c.types)
+	slices.Sort(c.submittable)
 	return c
 }
 
@@ -265,8 +274,12 @@ func (c *Catalogue) Lookup(typ string) (Spec, bool) {
 	return s, ok
 }
 
-// Types lists the known task types, sorted.
+// Types lists the known task types, sorted, internal ones included (the
+// page filters by them).
 func (c *Catalogue) Types() []string { return slices.Clone(c.types) }
+
+// Submittable lists the task types the API accepts, sorted.
+func (c *Catalogue) Submittable() []string { return slices.Clone(c.submittable) }
 
 // SkipRetry, wrapped into a handler's error (fmt.Errorf("...: %w", err,
 // tasks.SkipRetry)), fails the task for good: no retry. It is asynq's.

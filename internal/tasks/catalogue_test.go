@@ -38,6 +38,8 @@ func TestPrepareRejectsWithFieldNames(t *testing.T) {
 		{"options out of range", Request{Type: TypeEcho, ProcessIn: "-1s", Timeout: "2h", MaxRetry: intp(99)}, []string{"process_in", "timeout", "max_retry"}},
 		{"timeout under a second", Request{Type: TypeEcho, Timeout: "500ms"}, []string{"timeout"}},
 		{"negative max_retry", Request{Type: TypeEcho, MaxRetry: intp(-1)}, []string{"max_retry"}},
+		{"internal type", Request{Type: TypeCanary, Payload: json.RawMessage(`{}`)}, []string{"type"}},
+		{"flaky failures out of range", Request{Type: TypeFlaky, Payload: json.RawMessage(`{"failures":-1}`)}, []string{"payload.failures"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

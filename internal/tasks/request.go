@@ -29,6 +29,12 @@ type Request struct {
 	// ID, when set, becomes the task's ID, and a second task with the same
 	// ID is refused by Redis (per-tick IDs of periodic tasks, idempotency).
 	ID string `json:"-"`
+	// Retention, when positive, replaces the store's retention of the
+	// completed task (the canary keeps its own ticks briefly).
+	Retention time.Duration `json:"-"`
+	// Internal allows an internal type (Defaults.Internal); the API never
+	// sets it.
+	Internal bool `json:"-"`
 }
 
 // Prepared is a validated request with every default resolved: what gets
@@ -41,6 +47,7 @@ type Prepared struct {
 	MaxRetry  int
 	ProcessIn time.Duration
 	ID        string
+	Retention time.Duration
 }
 
 // Prepare validates r and resolves its defaults. On error it returns a
@@ -48,13 +55,15 @@ type Prepared struct {
 // Queue are filled as far as they are known (for metrics labels).
 func (c *Catalogue) Prepare(r Request) (Prepared, error) {
 	var verr ValidationError
-	p := Prepared{Queue: r.Queue, ID: r.ID}
+	p := Prepared{Queue: r.Queue, ID: r.ID, Retention: r.Retention}
 	spec, ok := c.Lookup(r.Type)
 	switch {
 	case r.Type == "":
-		verr.Add("type", "is required (known types: "+strings.Join(c.types, ", ")+")")
+		verr.Add("type", "is required (known types: "+strings.Join(c.submittable, ", ")+")")
 	case !ok:
-		verr.Add("type", fmt.Sprintf("unknown task type %q (known types: %s)", r.Type, strings.Join(c.types, ", ")))
+		verr.Add("type", fmt.Sprintf("unknown task type %q (known types: %s)", r.Type, strings.Join(c.submittable, ", ")))
+	case spec.Defaults.Internal && !r.Internal:
+		verr.Add("type", fmt.Sprintf("%s is taskstack's own and cannot be submitted (known types: %s)", r.Type, strings.Join(c.submittable, ", ")))
 	default:
 		p.Type = spec.Type
 		p.MaxRetry = spec.Defaults.MaxRetry

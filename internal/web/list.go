@@ -34,14 +34,17 @@ func (q listQuery) searching() bool { return q.searchQuery().Filtering() }
 
 func (q listQuery) searchQuery() store.SearchQuery {
 	return store.SearchQuery{States: q.States, Queues: q.Queues, Type: q.Type, Text: q.Text,
-		Since: q.Since, Until: q.Until, Cursor: q.Cursor, Limit: q.PageSize}
+		Since: q.Since, Until: q.Until, Cursor: q.Cursor, Limit: q.PageSize, Hide: hidden}
 }
+
+// hidden are the task types lists leave out unless filtered by type.
+var hidden = []string{tasks.TypeCanary}
 
 // maxSearchText bounds the q parameter.
 const maxSearchText = 200
 
 func (q listQuery) storeQuery() store.Query {
-	return store.Query{States: q.States, Queues: q.Queues, Page: q.Page, PageSize: q.PageSize}
+	return store.Query{States: q.States, Queues: q.Queues, Page: q.Page, PageSize: q.PageSize, Hide: hidden}
 }
 
 func parseListQuery(v url.Values) (listQuery, error) {
@@ -265,7 +268,7 @@ func (s *Server) finishedTasks(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	defer release()
-	p, _, err := s.store.List(ctx, store.Query{States: []string{"completed"}, Page: 1, PageSize: store.MaxPageSize})
+	p, _, err := s.store.List(ctx, store.Query{States: []string{"completed"}, Page: 1, PageSize: store.MaxPageSize, Hide: hidden})
 	if err != nil {
 		return err
 	}

@@ -119,7 +119,7 @@ func New(o Options) (*Server, error) {
 		s.rejected.WithLabelValues(reason)
 	}
 	// Pre-create the known series so rates start from zero, not from absent.
-	for _, typ := range s.cat.Types() {
+	for _, typ := range s.cat.Submittable() {
 		for _, q := range tasks.Queues() {
 			for _, o := range []string{"ok", "rejected", "error"} {
 				s.enqueued.WithLabelValues(typ, q, o)

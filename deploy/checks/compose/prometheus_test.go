@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -298,7 +299,8 @@ func TestPrometheusScrapesRealBinaries(t *testing.T) {
 	local := func(job string) string { return fmt.Sprintf("127.0.0.1:%d", ports[job]) }
 	overrides := map[string]map[string]string{
 		"app":     {"APP_ADDR": local("app"), "APP_ADMIN_ADDR": local("app-admin")},
-		"worker":  {"WORKER_ADMIN_ADDR": local("worker")},
+		// Canaries every second, so that their panels have data at once.
+		"worker":  {"WORKER_ADMIN_ADDR": local("worker"), "CANARY_INTERVAL": "1s"},
 		"monitor": {"MONITOR_ADDR": local("monitor"), "MONITOR_PROMETHEUS_URL": "http://" + local("prometheus")},
 	}
 	procs := map[string]*testsupport.Process{}
@@ -352,8 +354,10 @@ func TestPrometheusScrapesRealBinaries(t *testing.T) {
 	if code := postTask(t, appURL, `{"type":"demo:fail","payload":{"message":"boom"}}`); code != http.StatusAccepted {
 		t.Fatalf("enqueue demo:fail: HTTP %d, want 202", code)
 	}
-	testsupport.Eventually(t, 60*time.Second, "tasks processed and the failure archived", func() bool {
-		return prom.value(t, `sum(taskstack_tasks_processed_total)`) >= 6 &&
+	testsupport.Eventually(t, 60*time.Second, "tasks processed, canaries on every queue, and the failure archived", func() bool {
+		return prom.value(t, `count(taskstack_canary_last_success_timestamp_seconds)`) == 3 &&
+			prom.value(t, `count(increase(taskstack_canary_latency_seconds_count[1m]) > 0)`) == 3 &&
+			prom.value(t, `sum(taskstack_tasks_processed_total)`) >= 6 &&
 			prom.value(t, `sum(asynq_tasks_enqueued_total{state="archived"})`) >= 1 &&
 			prom.value(t, `sum(asynq_tasks_processed_total)`) >= 6
 	})
@@ -407,7 +411,7 @@ func TestPrometheusScrapesRealBinaries(t *testing.T) {
 			}
 		}
 		// With workers up and the exporter working, these must be quiet...
-		for _, a := range []string{"TaskstackNoWorkerUp", "TaskstackQueueMetricsAbsent", "TaskstackQueueStalled", "TaskstackQueuePaused"} {
+		for _, a := range []string{"TaskstackNoWorkerUp", "TaskstackQueueMetricsAbsent", "TaskstackQueueStalled", "TaskstackQueuePaused", "TaskstackCanaryFailing"} {
 			if len(results[a]) > 0 {
 				t.Errorf("%s fires on a healthy stack: %v", a, results[a])
 			}
@@ -444,4 +448,65 @@ func TestPrometheusScrapesRealBinaries(t *testing.T) {
 			}
 		}
 	})
+
+	// Last, as it stops the worker: the canary's gauge (exported by the
+	// monitor from Redis) goes stale and its alert fires, with its runbook.
+	t.Run("canary alert when the worker stops", func(t *testing.T) {
+		before := prom.value(t, `min(taskstack_canary_last_success_timestamp_seconds)`)
+		if age := float64(time.Now().Unix()) - before; before < 0 || age > 10 {
+			t.Fatalf("canary last success %v (%.0fs ago) with the worker up; want within seconds", before, age)
+		}
+		if err := procs["worker"].Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := procs["worker"].Wait(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		stopped := time.Now()
+		testsupport.Eventually(t, 20*time.Second, "the canary gauge stale on every queue", func() bool {
+			return prom.value(t, `count(time() - taskstack_canary_last_success_timestamp_seconds > 10)`) == 3
+		})
+		var firing []promAlert
+		testsupport.Eventually(t, 3*time.Minute, "TaskstackCanaryFailing firing on every queue", func() bool {
+			firing = prom.firing(t, "TaskstackCanaryFailing")
+			return len(firing) == 3
+		})
+		if took := time.Since(stopped); took < 100*time.Second {
+			t.Errorf("the alert fired %s after the worker stopped; want about 2 minutes", took.Round(time.Second))
+		}
+		for _, a := range firing {
+			rb := a.Annotations["runbook_url"]
+			if _, err := os.Stat(filepath.Join(b.root, rb)); rb == "" || err != nil {
+				t.Errorf("alert on %s: runbook_url %q is not a file of the repository: %v", a.Labels["queue"], rb, err)
+			}
+		}
+	})
+}
+
+type promAlert struct {
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations"`
+	State       string            `json:"state"`
+}
+
+// firing returns the alerts named alert that Prometheus has firing.
+func (p *prometheus) firing(t *testing.T, alert string) []promAlert {
+	t.Helper()
+	pr, err := p.call(t, "/api/v1/alerts", nil)
+	if err != nil || pr.Status != "success" {
+		t.Fatalf("GET /api/v1/alerts: %v %s", err, pr.Error)
+	}
+	var data struct {
+		Alerts []promAlert `json:"alerts"`
+	}
+	if err := json.Unmarshal(pr.Data, &data); err != nil {
+		t.Fatal(err)
+	}
+	var out []promAlert
+	for _, a := range data.Alerts {
+		if a.Labels["alertname"] == alert && a.State == "firing" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
