@@ -59,7 +59,7 @@ func TestCanaryHandlerRecords(t *testing.T) {
 	if err := Canary(rec).Handler()(ctx, asynq.NewTaskWithHeaders(TypeCanary, []byte(`{}`), headers)); err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.got) != 1 ||  !rec.got[0].enqueued.Equal(enq) || rec.got[0].at.Before(enq) {
+	if len(rec.got) != 1 || !rec.got[0].enqueued.Equal(enq) || rec.got[0].at.Before(enq) {
 		t.Errorf("recorded %+v; want one success enqueued at %v", rec.got, enq)
 	}
 	// Without a recorder the canary still completes.

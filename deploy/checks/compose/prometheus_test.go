@@ -298,7 +298,7 @@ func TestPrometheusScrapesRealBinaries(t *testing.T) {
 	}
 	local := func(job string) string { return fmt.Sprintf("127.0.0.1:%d", ports[job]) }
 	overrides := map[string]map[string]string{
-		"app":     {"APP_ADDR": local("app"), "APP_ADMIN_ADDR": local("app-admin")},
+		"app": {"APP_ADDR": local("app"), "APP_ADMIN_ADDR": local("app-admin")},
 		// Canaries every second, so that their panels have data at once.
 		"worker":  {"WORKER_ADMIN_ADDR": local("worker"), "CANARY_INTERVAL": "1s"},
 		"monitor": {"MONITOR_ADDR": local("monitor"), "MONITOR_PROMETHEUS_URL": "http://" + local("prometheus")},
