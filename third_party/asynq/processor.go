@@ -295,6 +295,10 @@ func (p *processor) markAsComplete(l *base.Lease, msg *base.TaskMessage) {
 		p.logger.Warnf("%s; Will retry syncing", errMsg)
 		p.syncRequestCh <- &syncRequest{
 			fn: func() error {
+				// taskstack: a context of its own; the one above is cancelled
+				// by the deferred cancel before the syncer runs this.
+				ctx, cancel := context.WithDeadline(context.Background(), l.Deadline())
+				defer cancel()
 				return p.broker.MarkAsComplete(ctx, msg)
 			},
 			errMsg:   errMsg,
@@ -316,6 +320,10 @@ func (p *processor) markAsDone(l *base.Lease, msg *base.TaskMessage) {
 		p.logger.Warnf("%s; Will retry syncing", errMsg)
 		p.syncRequestCh <- &syncRequest{
 			fn: func() error {
+				// taskstack: a context of its own; the one above is cancelled
+				// by the deferred cancel before the syncer runs this.
+				ctx, cancel := context.WithDeadline(context.Background(), l.Deadline())
+				defer cancel()
 				return p.broker.Done(ctx, msg)
 			},
 			errMsg:   errMsg,
@@ -363,6 +371,10 @@ func (p *processor) retry(l *base.Lease, msg *base.TaskMessage, e error, isFailu
 		p.logger.Warnf("%s; Will retry syncing", errMsg)
 		p.syncRequestCh <- &syncRequest{
 			fn: func() error {
+				// taskstack: a context of its own; the one above is cancelled
+				// by the deferred cancel before the syncer runs this.
+				ctx, cancel := context.WithDeadline(context.Background(), l.Deadline())
+				defer cancel()
 				return p.broker.Retry(ctx, msg, retryAt, e.Error(), isFailure)
 			},
 			errMsg:   errMsg,
@@ -384,6 +396,10 @@ func (p *processor) archive(l *base.Lease, msg *base.TaskMessage, e error) {
 		p.logger.Warnf("%s; Will retry syncing", errMsg)
 		p.syncRequestCh <- &syncRequest{
 			fn: func() error {
+				// taskstack: a context of its own; the one above is cancelled
+				// by the deferred cancel before the syncer runs this.
+				ctx, cancel := context.WithDeadline(context.Background(), l.Deadline())
+				defer cancel()
 				return p.broker.Archive(ctx, msg, e.Error())
 			},
 			errMsg:   errMsg,

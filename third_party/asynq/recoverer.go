@@ -28,6 +28,9 @@ type recoverer struct {
 
 	// poll interval.
 	interval time.Duration
+
+	// how long after its expiry a lease is taken (clock-skew allowance).
+	margin time.Duration
 }
 
 type recovererParams struct {
@@ -35,17 +38,22 @@ type recovererParams struct {
 	broker         base.Broker
 	queues         []string
 	interval       time.Duration
+	margin         time.Duration
 	retryDelayFunc RetryDelayFunc
 	isFailureFunc  func(error) bool
 }
 
 func newRecoverer(params recovererParams) *recoverer {
+	if params.margin <= 0 {
+		params.margin = defaultLeaseExpiryMargin
+	}
 	return &recoverer{
 		logger:         params.logger,
 		broker:         params.broker,
 		done:           make(chan struct{}),
 		queues:         params.queues,
 		interval:       params.interval,
+		margin:         params.margin,
 		retryDelayFunc: params.retryDelayFunc,
 		isFailureFunc:  params.isFailureFunc,
 	}
@@ -87,8 +95,8 @@ func (r *recoverer) recover() {
 }
 
 func (r *recoverer) recoverLeaseExpiredTasks() {
-	// Get all tasks which have expired 30 seconds ago or earlier to accommodate certain amount of clock skew.
-	cutoff := time.Now().Add(-30 * time.Second)
+	// Get all tasks which have expired r.margin (30 seconds by default) ago or earlier to accommodate certain amount of clock skew.
+	cutoff := time.Now().Add(-r.margin)
 	msgs, err := r.broker.ListLeaseExpired(cutoff, r.queues...)
 	if err != nil {
 		r.logger.Warnf("recoverer: could not list lease expired tasks: %v", err)

@@ -252,6 +252,19 @@ type Config struct {
 	// If unset or zero, default batch size of 100 is used.
 	// Make sure to not put a big number as the batch size to prevent a long-running script.
 	JanitorBatchSize int
+
+	// RecovererInterval specifies the interval between checks for tasks whose lease
+	// expired (their worker crashed or lost Redis), which are then retried or archived.
+	//
+	// If unset, zero or negative, the interval is set to 1 minute. (taskstack patch)
+	RecovererInterval time.Duration
+
+	// LeaseExpiryMargin is how long after its lease expired a task is left alone before
+	// the recoverer takes it: the allowance for clock skew between the server that set
+	// the lease and the one recovering it.
+	//
+	// If unset, zero or negative, the margin is set to 30 seconds. (taskstack patch)
+	LeaseExpiryMargin time.Duration
 }
 
 // GroupAggregator aggregates a group of tasks into one before the tasks are passed to the Handler.
@@ -424,6 +437,10 @@ const (
 	defaultJanitorInterval = 8 * time.Second
 
 	defaultJanitorBatchSize = 100
+
+	defaultRecovererInterval = 1 * time.Minute
+
+	defaultLeaseExpiryMargin = 30 * time.Second
 )
 
 // NewServer returns a new Server given a redis connection option
@@ -558,13 +575,18 @@ func NewServerFromRedisClient(c redis.UniversalClient, cfg Config) *Server {
 		starting:          starting,
 		finished:          finished,
 	})
+	recovererInterval := cfg.RecovererInterval
+	if recovererInterval <= 0 {
+		recovererInterval = defaultRecovererInterval
+	}
 	recoverer := newRecoverer(recovererParams{
 		logger:         logger,
 		broker:         rdb,
 		retryDelayFunc: delayFunc,
 		isFailureFunc:  isFailureFunc,
 		queues:         qnames,
-		interval:       1 * time.Minute,
+		interval:       recovererInterval,
+		margin:         cfg.LeaseExpiryMargin,
 	})
 	healthchecker := newHealthChecker(healthcheckerParams{
 		logger:          logger,
