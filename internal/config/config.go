@@ -190,6 +190,10 @@ type Worker struct {
 	Servers           int
 	ShutdownTimeout   time.Duration
 	TaskCheckInterval time.Duration
+	// RecoveryInterval and LeaseExpiryMargin set how soon the tasks of a
+	// worker that died run again (docs/reliability.md).
+	RecoveryInterval  time.Duration
+	LeaseExpiryMargin time.Duration
 }
 
 // DefaultConcurrency suits I/O-bound tasks such as demo:echo, which mostly
@@ -218,6 +222,8 @@ func loadWorker(e *env) Worker {
 	c.Servers = e.Int("WORKER_SERVERS", 1, 1, 64, "asynq dequeue loops in this process, each with WORKER_CONCURRENCY slots")
 	c.ShutdownTimeout = e.Duration("WORKER_SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 10*time.Minute, "time in-flight tasks get to finish on SIGTERM before asynq requeues them")
 	c.TaskCheckInterval = e.Duration("WORKER_TASK_CHECK_INTERVAL", 10*time.Millisecond, time.Millisecond, time.Minute, "how long an idle dequeue loop sleeps between polls (latency floor vs idle Redis load)")
+	c.RecoveryInterval = e.Duration("WORKER_RECOVERY_INTERVAL", 2*time.Second, time.Second, 10*time.Minute, "how often a worker looks for tasks whose worker died (lease expired) and retries them")
+	c.LeaseExpiryMargin = e.Duration("WORKER_LEASE_EXPIRY_MARGIN", 5*time.Second, time.Second, 10*time.Minute, "how long a lease must have been expired before its task is retried elsewhere: above the clock skew between worker hosts")
 	return c
 }
 

@@ -38,6 +38,14 @@ type Invocation struct {
 	Version, Commit string
 }
 
+// Crash recovery settings that are not configured: a task whose worker
+// died is due again at once, and due retries reach their queue within a
+// second (asynq's default is 5 s).
+const (
+	leaseExpiredRetryDelay = 0
+	forwardInterval        = time.Second
+)
+
 // registerEvery is how often app and monitor check that asynq's set of
 // queues still holds ours (one SMISMEMBER).
 const registerEvery = 5 * time.Second
@@ -159,6 +167,8 @@ func Worker(_ context.Context, p *process.Process, cfg config.Worker) error {
 		Redis: rc, Catalogue: tasks.NewCatalogue(), Cancels: st,
 		Queues: cfg.Queues, StrictPriority: cfg.StrictPriority, Concurrency: cfg.Concurrency,
 		Servers: cfg.Servers, ShutdownTimeout: cfg.ShutdownTimeout, TaskCheckInterval: cfg.TaskCheckInterval,
+		RecoveryInterval: cfg.RecoveryInterval, LeaseExpiryMargin: cfg.LeaseExpiryMargin,
+		LeaseExpiredRetryDelay: leaseExpiredRetryDelay, ForwardInterval: forwardInterval,
 		Logger: p.Logger, Registry: p.Registry, Tracer: p.Tracer, Propagator: p.Propagator,
 	})
 	if err != nil {

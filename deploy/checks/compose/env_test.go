@@ -21,6 +21,8 @@ var defaultIsFine = map[string]map[string]string{
 		"WORKER_STRICT_PRIORITY":     "weighted queues (WORKER_QUEUES) are the intended policy",
 		"WORKER_SERVERS":             "one dequeue loop per replica; scale with WORKER_REPLICAS",
 		"WORKER_TASK_CHECK_INTERVAL": "the binary's default balances latency and idle Redis load",
+		"WORKER_RECOVERY_INTERVAL":   "the binary's default brings a crashed worker's tasks back within ~40s (docs/reliability.md)",
+		"WORKER_LEASE_EXPIRY_MARGIN": "compose runs every worker on one host: no clock skew between them",
 	}),
 }
 
