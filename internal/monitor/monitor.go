@@ -16,6 +16,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"taskstack/internal/redisconn"
+	"taskstack/internal/store"
+	"taskstack/internal/tasks"
 )
 
 // Options build a Monitor.
@@ -36,8 +38,13 @@ type Options struct {
 	// (DefaultPrometheusTimeout when zero).
 	PrometheusTimeout time.Duration
 
+	// Queues are the queues whose orphaned tasks are exported (tasks.Queues
+	// when nil).
+	Queues []string
+
 	Logger *slog.Logger
-	// Registry receives the asynq queue collector.
+	// Registry receives the asynq queue collector and the orphaned-task
+	// gauges.
 	Registry prometheus.Registerer
 }
 
@@ -64,6 +71,9 @@ func New(o Options) (*Monitor, error) {
 	if o.PrometheusTimeout <= 0 {
 		o.PrometheusTimeout = DefaultPrometheusTimeout
 	}
+	if o.Queues == nil {
+		o.Queues = tasks.Queues()
+	}
 	o.RootPath = strings.TrimSuffix(o.RootPath, "/")
 	connOpt, err := redisconn.ConnOpt(o.Redis, memoryUsageFix{})
 	if err != nil {
@@ -88,6 +98,11 @@ func New(o Options) (*Monitor, error) {
 	if err := o.Registry.Register(metrics.NewQueueMetricsCollector(m.inspector)); err != nil {
 		_ = rc.Close()
 		return nil, fmt.Errorf("monitor: register queue collector: %w", err)
+	}
+	st := store.New(store.Options{Redis: rc, Queues: o.Queues, Logger: o.Logger})
+	if err := o.Registry.Register(newOrphanCollector(st.Orphaned, o.Logger)); err != nil {
+		_ = rc.Close()
+		return nil, fmt.Errorf("monitor: register orphaned-task collector: %w", err)
 	}
 	m.dash = asynqmon.New(asynqmon.Options{
 		RootPath:          o.RootPath,

@@ -203,8 +203,8 @@ func Monitor(ctx context.Context, p *process.Process, cfg config.Monitor) (net.A
 	mon, err := monitor.New(monitor.Options{
 		Redis: redisOptions(cfg.Redis), RootPath: cfg.RootPath,
 		Username: cfg.Username, Password: cfg.Password, ReadOnly: cfg.ReadOnly,
-		PrometheusURL: cfg.PrometheusURL,
-		Logger:        p.Logger, Registry: p.Registry,
+		PrometheusURL: cfg.PrometheusURL, Queues: tasks.Queues(),
+		Logger: p.Logger, Registry: p.Registry,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)
