@@ -384,8 +384,8 @@ type probe struct {
 }
 
 type sample struct {
-	at     time.Time
-	status int // 0: no answer
+	at, end time.Time // request sent, answer (or failure) received
+	status  int       // 0: no answer
 }
 
 func startProbe(ctx context.Context, url string, every time.Duration) *probe {
@@ -398,6 +398,7 @@ func startProbe(ctx context.Context, url string, every time.Duration) *probe {
 				s.status = resp.StatusCode
 				resp.Body.Close()
 			}
+			s.end = time.Now()
 			p.mu.Lock()
 			p.samples = append(p.samples, s)
 			p.mu.Unlock()
@@ -410,8 +411,8 @@ func startProbe(ctx context.Context, url string, every time.Duration) *probe {
 	return p
 }
 
-// failing returns how long the probe saw failures (first to last failing
-// sample) and how many samples failed.
+// failing returns how long the probe saw failures (from the first failing
+// request to the last failing answer) and how many requests failed.
 func (p *probe) failing() (time.Duration, int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -423,7 +424,7 @@ func (p *probe) failing() (time.Duration, int) {
 			if first.IsZero() {
 				first = s.at
 			}
-			last = s.at
+			last = s.end
 		}
 	}
 	return last.Sub(first), n
