@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/test-deps.sh
 
-unformatted=$(gofmt -l cmd internal deploy/checks bench 2>/dev/null || true)
+unformatted=$(gofmt -l cmd internal deploy/checks bench e2e third_party 2>/dev/null || true)
 if [[ -n "$unformatted" ]]; then
   echo "gofmt: these files need formatting:" >&2
   echo "$unformatted" >&2

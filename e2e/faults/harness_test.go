@@ -87,7 +87,9 @@ type submission struct {
 	id, queue  string
 }
 
-func (s submission) accepted() bool { return s.status == http.StatusAccepted || s.status == http.StatusOK }
+func (s submission) accepted() bool {
+	return s.status == http.StatusAccepted || s.status == http.StatusOK
+}
 
 // echoBody is a demo:echo request whose argument identifies the task.
 func echoBody(arg, sleep, queue string) string {

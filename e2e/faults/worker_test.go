@@ -18,9 +18,15 @@ import (
 // later). Every task completes; the interrupted ones run again by necessity.
 func TestWorkerKill9(t *testing.T) {
 	t.Parallel()
+	workerKill9(t, "worker-kill9", nil)
+}
+
+// workerKill9 runs the scenario with extra worker settings.
+func workerKill9(t *testing.T, scenario string, settings map[string]string) {
+	t.Helper()
 	r := testsupport.StartRedis(t)
 	redisEnv := map[string]string{"REDIS_URL": r.URL}
-	workerEnv := env(redisEnv, map[string]string{"WORKER_CONCURRENCY": "50"})
+	workerEnv := env(redisEnv, map[string]string{"WORKER_CONCURRENCY": "50"}, settings)
 	app := startApp(t, redisEnv)
 	w1 := startWorker(t, workerEnv)
 
@@ -44,7 +50,7 @@ func TestWorkerKill9(t *testing.T) {
 	w2 := startWorker(t, workerEnv)
 
 	// Recovery: every task that was running at the kill completes again.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	left := map[string]bool{}
 	for _, id := range inFlight {
@@ -61,7 +67,7 @@ func TestWorkerKill9(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	if len(left) > 0 {
-		t.Fatalf("%d tasks running at the kill did not complete within 2 minutes", len(left))
+		t.Fatalf("%d tasks running at the kill did not complete within 4 minutes", len(left))
 	}
 	o := settle(t, app.url, subs, []*proc{w1, w2}, time.Minute)
 	o.check(t, false)
@@ -74,7 +80,7 @@ func TestWorkerKill9(t *testing.T) {
 			retried++
 		}
 	}
-	figure(t, "worker-kill9", "tasks", o.accepted, "lost", len(o.lost), "interrupted", len(inFlight),
+	figure(t, scenario, "tasks", o.accepted, "lost", len(o.lost), "interrupted", len(inFlight),
 		"interrupted_retried", retried, "rerun_completed", len(o.rerun),
 		"new_worker_first_task", firstTask.Sub(killed), "recovery", recovered)
 	if retried != len(inFlight) {
