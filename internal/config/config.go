@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -283,10 +284,11 @@ func loadMonitor(e *env) Monitor {
 	c := Monitor{Common: loadCommon(e, "redis://localhost:6379/0")}
 	c.Addr = e.Addr("MONITOR_ADDR", ":8081", "listen address of the asynqmon dashboard")
 	c.RootPath = strings.TrimSuffix(e.String("MONITOR_ROOT_PATH", "/", "path prefix of the dashboard, e.g. /monitor"), "/")
-	if !validRootPath.MatchString(c.RootPath) {
+	if !validRootPath.MatchString(c.RootPath) || (c.RootPath != "" && path.Clean(c.RootPath) != c.RootPath) {
 		// It becomes part of ServeMux patterns, where "{" or a space would
-		// change their meaning.
-		e.fail("MONITOR_ROOT_PATH", "%q must be / or /segments of letters, digits, '-', '_', '.', '~'", c.RootPath+"/")
+		// change their meaning and a "." or ".." segment makes ServeMux
+		// panic (found by FuzzRootPath).
+		e.fail("MONITOR_ROOT_PATH", "%q must be / or /segments of letters, digits, '-', '_', '.', '~' (not . or ..)", c.RootPath+"/")
 		c.RootPath = ""
 	}
 	c.Username = e.String("MONITOR_USERNAME", "", "basic-auth user of the dashboard (required in prod)")

@@ -48,6 +48,9 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		{"duplicate queue", map[string]string{"WORKER_QUEUES": "high:6,high:1"}, loadWorkerErr, "WORKER_QUEUES"},
 		{"bad root path", map[string]string{"MONITOR_ROOT_PATH": "/a{b}"}, loadMonitorErr, "MONITOR_ROOT_PATH"},
 		{"relative root path", map[string]string{"MONITOR_ROOT_PATH": "monitor"}, loadMonitorErr, "MONITOR_ROOT_PATH"},
+		// Found by FuzzRootPath: ServeMux panics on a pattern with a "." or ".." segment.
+		{"dot segment root path", map[string]string{"MONITOR_ROOT_PATH": "/a/."}, loadMonitorErr, "MONITOR_ROOT_PATH"},
+		{"dot-dot root path", map[string]string{"MONITOR_ROOT_PATH": "/.."}, loadMonitorErr, "MONITOR_ROOT_PATH"},
 		{"bad monitor shutdown", map[string]string{"MONITOR_SHUTDOWN_TIMEOUT": "soon"}, loadMonitorErr, "MONITOR_SHUTDOWN_TIMEOUT"},
 		{"bad otlp protocol", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, loadAppErr, "OTEL_EXPORTER_OTLP_PROTOCOL"},
 		{"bad otlp traces protocol", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "udp"}, loadAppErr, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"},
