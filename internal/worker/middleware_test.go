@@ -68,7 +68,7 @@ func TestTraceContinuation(t *testing.T) {
 	}
 	attrs := map[string]string{}
 	for _, a := range s.Attributes() {
-		attrs[string(a.Key)] = a.Value.Emit()
+		attrs[string(a.Key)] = a.Value.String()
 	}
 	for k, v := range map[string]string{
 		"messaging.system": "asynq", "messaging.operation.name": "process", "messaging.operation.type": "process",
