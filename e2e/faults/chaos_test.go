@@ -30,6 +30,38 @@ func TestWorkerKill9AsynqDefaults(t *testing.T) {
 	})
 }
 
+// TestRedisLongOutage: Redis is away for 40 s, longer than a lease (30 s),
+// while 10 tasks of 20 s run. Each worker cancels the handlers whose lease
+// it could not renew; once Redis is back the recoverer retries them, so
+// every task completes, and the interrupted ones run again.
+func TestRedisLongOutage(t *testing.T) {
+	t.Parallel()
+	r := testsupport.StartRedis(t, testsupport.RedisArgs("--appendonly", "yes", "--appendfsync", "always"))
+	redisEnv := map[string]string{"REDIS_URL": r.URL}
+	app := startApp(t, redisEnv)
+	w := startWorker(t, redisEnv)
+	l := &load{appURL: app.url, prefix: "long-outage", n: 10, clients: 10, pace: time.Millisecond, sleep: "20s", queue: "default"}
+	subs := l.run(context.Background())
+	testsupport.Eventually(t, 30*time.Second, "10 tasks running", func() bool {
+		return len(activeTasks(t, app.url, "default")) == l.n
+	})
+	down := time.Now()
+	r.Shutdown()
+	time.Sleep(40 * time.Second)
+	r.Restart(t)
+	up := time.Now()
+	o := settle(t, app.url, subs, []*proc{w}, 3*time.Minute)
+	o.check(t, false)
+	retried := 0
+	for _, v := range o.views {
+		if v.Retried > 0 {
+			retried++
+		}
+	}
+	figure(t, "redis-long-outage", "tasks", o.accepted, "lost", len(o.lost), "rerun_completed", len(o.rerun),
+		"retried", retried, "outage", up.Sub(down), "all_done_after_restart", o.doneAt.Sub(up))
+}
+
 // soak settings.
 const (
 	soakClients  = 50
