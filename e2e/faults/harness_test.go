@@ -131,8 +131,8 @@ func post(ctx context.Context, appURL, arg, body string, header http.Header) sub
 }
 
 // load submits n demo:echo tasks from clients goroutines, one every pace
-// per client, and returns every submission. onAccepted, when set, is
-// called with the number accepted so far after each.
+// per client (on the queue given, or high, default and low in turn), and
+// returns every submission.
 type load struct {
 	appURL  string
 	prefix  string // task arguments are prefix-<i>
