@@ -83,10 +83,9 @@ const (
 // worker are back within 10% of their heap before the load and run as many
 // goroutines as before. The time series is printed ("SERIES" lines).
 //
-// Heap: the minimum of go_memstats_heap_alloc_bytes over a window in which
-// the process ran at least two garbage collections (go_gc_duration_seconds
-// count), sampled every 100 ms from /metrics: just after a collection
-// heap_alloc is the live heap. Measured when idle, after a 10 s warm-up at
+// Heap: go_gc_heap_live_bytes, the heap the last garbage collection found
+// live, read from /metrics every 100 ms while the process is idle; the
+// smallest of three collections in a row. Measured after a 10 s warm-up at
 // the same concurrency (so connection pools already have their size), and
 // again once the load is over and every task has completed.
 func TestSoak(t *testing.T) {
@@ -298,34 +297,35 @@ type idle struct {
 	goroutines int
 }
 
-// idleState measures a process as TestSoak describes.
+// idleState measures a process as TestSoak describes: the smallest live
+// heap of three collections while it is idle, and its goroutines then.
 func idleState(t *testing.T, baseURL string) idle {
 	t.Helper()
 	var (
-		startGC = -1.0
-		out     = idle{heap: -1}
+		lastGC = -1.0
+		gcs    = 0
+		out    = idle{heap: -1}
 	)
 	deadline := time.Now().Add(3 * time.Minute)
 	for time.Now().Before(deadline) {
 		m, err := scrape(baseURL)
 		if err == nil {
 			gc := m["go_gc_duration_seconds_count"]
-			switch {
-			case startGC < 0:
-				startGC = gc
-			case gc > startGC: // at least one collection since the first sample
-				if out.heap < 0 || m["go_memstats_heap_alloc_bytes"] < out.heap {
-					out.heap = m["go_memstats_heap_alloc_bytes"]
+			if lastGC >= 0 && gc > lastGC { // a collection since the last sample
+				gcs++
+				if live := m["go_gc_heap_live_bytes"]; out.heap < 0 || live < out.heap {
+					out.heap = live
 				}
 				out.goroutines = int(m["go_goroutines"])
-				if gc >= startGC+2 {
+				if gcs >= 3 {
 					return out
 				}
 			}
+			lastGC = gc
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("%s: fewer than two garbage collections in 3 minutes", baseURL)
+	t.Fatalf("%s: fewer than three garbage collections in 3 minutes", baseURL)
 	return out
 }
 
