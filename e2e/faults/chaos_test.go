@@ -449,4 +449,3 @@ func (s *series) print(t *testing.T) {
 		t.Logf("SERIES %s", r)
 	}
 }
-
