@@ -13,6 +13,8 @@ FROM --platform=$BUILDPLATFORM golang:1.26.8-trixie AS build
 WORKDIR /src
 # Modules first, so that a code change does not re-download them.
 COPY go.mod go.sum ./
+# The patched asynq go.mod replaces (third_party/asynq/README.md).
+COPY third_party/asynq/ third_party/asynq/
 RUN --mount=type=cache,target=/go/pkg/mod \
     go mod download
 COPY cmd/ cmd/

@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: dev test test-deps build lint vet fmt-check bench clean
+.PHONY: dev test test-deps chaos fuzz build lint vet fmt-check bench clean
 
 ## dev: run app + worker + monitor in one process; no Docker, no Redis needed (embedded, dev only). Open http://localhost:8080
 dev:
@@ -15,6 +15,16 @@ dev:
 ## test: install what the suite needs (as root), then vet, lint and run every test with -race
 test:
 	bash scripts/test.sh
+
+## chaos: the long fault scenarios and the 60 s soak (real processes, ~5 min); prints FIGURE and SERIES lines (docs/reliability.md)
+chaos:
+	bash scripts/test-deps.sh
+	$(GO) test -tags chaos -count=1 -timeout 30m -v ./e2e/faults/ 2>&1 | tee chaos.out | grep -E '^(--- |ok|FAIL|PASS)|\s+--- |FIGURE|SERIES|_test\.go:[0-9]+: [^{]'; exit $${PIPESTATUS[0]}
+
+## fuzz: run every fuzz target for FUZZTIME each (default 10m), one after another
+FUZZTIME ?= 10m
+fuzz:
+	bash scripts/fuzz.sh $(FUZZTIME)
 
 ## test-deps: only install the suite's system packages (redis-server, prometheus, chromium)
 test-deps:

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -304,6 +305,10 @@ type Worker struct {
 	// CanaryInterval is how often a canary task runs on each queue; zero
 	// turns the canary off.
 	CanaryInterval time.Duration
+	// RecoveryInterval and LeaseExpiryMargin set how soon the tasks of a
+	// worker that died run again (docs/reliability.md).
+	RecoveryInterval  time.Duration
+	LeaseExpiryMargin time.Duration
 }
 
 // DefaultConcurrency suits I/O-bound tasks such as demo:echo, which mostly
@@ -340,6 +345,8 @@ func loadWorker(e *env) Worker {
 	if c.CanaryInterval > 0 && c.CanaryInterval < time.Second {
 		e.fail("CANARY_INTERVAL", "%s is below 1s (0 turns the canary off)", c.CanaryInterval)
 	}
+	c.RecoveryInterval = e.Duration("WORKER_RECOVERY_INTERVAL", 2*time.Second, time.Second, 10*time.Minute, "how often a worker looks for tasks whose worker died (lease expired) and retries them")
+	c.LeaseExpiryMargin = e.Duration("WORKER_LEASE_EXPIRY_MARGIN", 5*time.Second, time.Second, 10*time.Minute, "how long a lease must have been expired before its task is retried elsewhere: above the clock skew between worker hosts")
 	return c
 }
 
@@ -399,10 +406,11 @@ func loadMonitor(e *env) Monitor {
 	c := Monitor{Common: loadCommon(e, "redis://localhost:6379/0")}
 	c.Addr = e.Addr("MONITOR_ADDR", ":8081", "listen address of the asynqmon dashboard")
 	c.RootPath = strings.TrimSuffix(e.String("MONITOR_ROOT_PATH", "/", "path prefix of the dashboard, e.g. /monitor"), "/")
-	if !validRootPath.MatchString(c.RootPath) {
+	if !validRootPath.MatchString(c.RootPath) || (c.RootPath != "" && path.Clean(c.RootPath) != c.RootPath) {
 		// It becomes part of ServeMux patterns, where "{" or a space would
-		// change their meaning.
-		e.fail("MONITOR_ROOT_PATH", "%q must be / or /segments of letters, digits, '-', '_', '.', '~'", c.RootPath+"/")
+		// change their meaning and a "." or ".." segment makes ServeMux
+		// panic (found by FuzzRootPath).
+		e.fail("MONITOR_ROOT_PATH", "%q must be / or /segments of letters, digits, '-', '_', '.', '~' (not . or ..)", c.RootPath+"/")
 		c.RootPath = ""
 	}
 	c.Username = e.String("MONITOR_USERNAME", "", "basic-auth user of the dashboard (required in prod)")

@@ -48,6 +48,9 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		{"duplicate queue", map[string]string{"WORKER_QUEUES": "high:6,high:1"}, loadWorkerErr, "WORKER_QUEUES"},
 		{"bad root path", map[string]string{"MONITOR_ROOT_PATH": "/a{b}"}, loadMonitorErr, "MONITOR_ROOT_PATH"},
 		{"relative root path", map[string]string{"MONITOR_ROOT_PATH": "monitor"}, loadMonitorErr, "MONITOR_ROOT_PATH"},
+		// Found by FuzzRootPath: ServeMux panics on a pattern with a "." or ".." segment.
+		{"dot segment root path", map[string]string{"MONITOR_ROOT_PATH": "/a/."}, loadMonitorErr, "MONITOR_ROOT_PATH"},
+		{"dot-dot root path", map[string]string{"MONITOR_ROOT_PATH": "/.."}, loadMonitorErr, "MONITOR_ROOT_PATH"},
 		{"bad monitor shutdown", map[string]string{"MONITOR_SHUTDOWN_TIMEOUT": "soon"}, loadMonitorErr, "MONITOR_SHUTDOWN_TIMEOUT"},
 		{"bad otlp protocol", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, loadAppErr, "OTEL_EXPORTER_OTLP_PROTOCOL"},
 		{"bad otlp traces protocol", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "udp"}, loadAppErr, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"},
@@ -247,6 +250,8 @@ func TestEveryVariableTakesEffect(t *testing.T) {
 		{"WORKER_SHUTDOWN_TIMEOUT", "9s", func(_ App, w Worker, _ Monitor) bool { return w.ShutdownTimeout == 9*time.Second }},
 		{"WORKER_TASK_CHECK_INTERVAL", "50ms", func(_ App, w Worker, _ Monitor) bool { return w.TaskCheckInterval == 50*time.Millisecond }},
 		{"CANARY_INTERVAL", "0", func(_ App, w Worker, _ Monitor) bool { return w.CanaryInterval == 0 }},
+		{"WORKER_RECOVERY_INTERVAL", "7s", func(_ App, w Worker, _ Monitor) bool { return w.RecoveryInterval == 7*time.Second }},
+		{"WORKER_LEASE_EXPIRY_MARGIN", "9s", func(_ App, w Worker, _ Monitor) bool { return w.LeaseExpiryMargin == 9*time.Second }},
 		{"TASK_MAX_RESULT_BYTES", "123", func(_ App, w Worker, _ Monitor) bool { return w.MaxResultBytes == 123 }},
 		{"MONITOR_ADDR", ":18081", func(_ App, _ Worker, m Monitor) bool { return m.Addr == ":18081" }},
 		{"MONITOR_ROOT_PATH", "/ops/queues/", func(_ App, _ Worker, m Monitor) bool { return m.RootPath == "/ops/queues" }},

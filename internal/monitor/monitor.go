@@ -17,6 +17,8 @@ import (
 
 	"taskstack/internal/guard"
 	"taskstack/internal/redisconn"
+	"taskstack/internal/store"
+	"taskstack/internal/tasks"
 )
 
 // Options build a Monitor.
@@ -37,8 +39,13 @@ type Options struct {
 	// (DefaultPrometheusTimeout when zero).
 	PrometheusTimeout time.Duration
 
+	// Queues are the queues whose orphaned tasks are exported (tasks.Queues
+	// when nil).
+	Queues []string
+
 	Logger *slog.Logger
-	// Registry receives the asynq queue collector.
+	// Registry receives the asynq queue collector and the orphaned-task
+	// gauges.
 	Registry prometheus.Registerer
 }
 
@@ -65,6 +72,9 @@ func New(o Options) (*Monitor, error) {
 	}
 	if o.PrometheusTimeout <= 0 {
 		o.PrometheusTimeout = DefaultPrometheusTimeout
+	}
+	if o.Queues == nil {
+		o.Queues = tasks.Queues()
 	}
 	o.RootPath = strings.TrimSuffix(o.RootPath, "/")
 	lockout, err := guard.NewLockout("monitor", o.Registry, o.Logger)
@@ -95,6 +105,11 @@ func New(o Options) (*Monitor, error) {
 	if err := o.Registry.Register(metrics.NewQueueMetricsCollector(m.inspector)); err != nil {
 		_ = rc.Close()
 		return nil, fmt.Errorf("monitor: register queue collector: %w", err)
+	}
+	st := store.New(store.Options{Redis: rc, Queues: o.Queues, Logger: o.Logger})
+	if err := o.Registry.Register(newOrphanCollector(st.Orphaned, o.Logger)); err != nil {
+		_ = rc.Close()
+		return nil, fmt.Errorf("monitor: register orphaned-task collector: %w", err)
 	}
 	m.dash = asynqmon.New(asynqmon.Options{
 		RootPath:          o.RootPath,

@@ -13,11 +13,20 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultPrometheusTimeout bounds one refresh of the dashboard's metrics
 // view (nine range queries run at once).
 const DefaultPrometheusTimeout = 10 * time.Second
+
+// Bounds of the view's range (found by FuzzMetricsParams: a duration in
+// seconds past ~292 years overflowed time.Duration and asked Prometheus for
+// a range that ends before it starts). asynqmon's UI offers up to 8 days.
+const (
+	maxMetricsRange = 366 * 24 * time.Hour
+	maxEndTime      = 253402300799 // 9999-12-31T23:59:59Z
+)
 
 // maxPrometheusBody caps one query's answer; a week at a 3m step for a few
 // queues is far below it.
@@ -79,20 +88,24 @@ func (p *promMetrics) fetch(ctx context.Context, q url.Values) ([]byte, error) {
 	}
 	duration, end := time.Hour, p.now()
 	if d := q.Get("duration"); d != "" {
-		n, err := strconv.Atoi(d)
-		if err != nil || n <= 0 {
-			return nil, &promError{http.StatusBadRequest, fmt.Sprintf("invalid duration %q: want seconds", d)}
+		n, err := strconv.ParseInt(d, 10, 64)
+		if err != nil || n <= 0 || n > int64(maxMetricsRange/time.Second) {
+			return nil, &promError{http.StatusBadRequest, fmt.Sprintf("invalid duration %q: want seconds, at most %d", d, int64(maxMetricsRange/time.Second))}
 		}
 		duration = time.Duration(n) * time.Second
 	}
 	if t := q.Get("endtime"); t != "" {
 		n, err := strconv.ParseInt(t, 10, 64)
-		if err != nil {
+		if err != nil || n < 0 || n > maxEndTime {
 			return nil, &promError{http.StatusBadRequest, fmt.Sprintf("invalid endtime %q: want Unix seconds", t)}
 		}
 		end = time.Unix(n, 0)
 	}
-	filter := queueFilter(q.Get("queues"))
+	queues := q.Get("queues")
+	if !utf8.ValidString(queues) {
+		return nil, &promError{http.StatusBadRequest, "invalid queues: not UTF-8"}
+	}
+	filter := queueFilter(queues)
 
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
@@ -165,8 +178,9 @@ func (p *promMetrics) queryRange(ctx context.Context, query string, start, end t
 	return body, nil
 }
 
-// queueFilter returns the PromQL matcher for a comma-separated queue list,
-// with each name quoted so a queue name cannot change the query.
+// queueFilter returns the PromQL matcher for a comma-separated queue list
+// (UTF-8, checked by fetch), with each name quoted so a queue name cannot
+// change the query.
 func queueFilter(list string) string {
 	var names []string
 	for n := range strings.SplitSeq(list, ",") {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -191,13 +192,26 @@ func Ping(ctx context.Context, c redis.UniversalClient, timeout time.Duration) e
 	return nil
 }
 
-// Redact hides the password of a Redis URL for errors and logs.
+// Redact hides the password of a Redis URL for errors and logs. A URL
+// whose user information url.Parse does not find where it looks (a typo
+// such as "redis//u:pw@host" or "?://u:pw@host" puts it in the path or the
+// query) has everything before its last '@' hidden instead.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
+	if err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	if at := strings.LastIndex(raw, "@"); at >= 0 {
+		prefix := ""
+		if i := strings.Index(raw, "://"); i >= 0 && i < at {
+			prefix = raw[:i+3]
+		}
+		return prefix + "xxxxx" + raw[at:]
+	}
 	if err != nil {
 		return "(unparsable URL)"
 	}
-	return u.Redacted()
+	return raw
 }
 
 // unwrapURLError drops url.Error's quoting of the whole URL, password

@@ -45,6 +45,14 @@ type Invocation struct {
 	Version, Commit string
 }
 
+// Crash recovery settings that are not configured: a task whose worker
+// died is due again at once, and due retries reach their queue within a
+// second (asynq's default is 5 s).
+const (
+	leaseExpiredRetryDelay = 0
+	forwardInterval        = time.Second
+)
+
 // registerEvery is how often app and monitor check that asynq's set of
 // queues still holds ours (one SMISMEMBER).
 const registerEvery = 5 * time.Second
@@ -347,6 +355,8 @@ func Worker(_ context.Context, p *process.Process, cfg config.Worker) error {
 		Redis: rc, Catalogue: cat.WithLimits(tasks.Limits{MaxResultBytes: cfg.MaxResultBytes}), Cancels: st, RetryDelay: cat.RetryDelay,
 		Queues: cfg.Queues, StrictPriority: cfg.StrictPriority, Concurrency: cfg.Concurrency,
 		Servers: cfg.Servers, ShutdownTimeout: cfg.ShutdownTimeout, TaskCheckInterval: cfg.TaskCheckInterval,
+		RecoveryInterval: cfg.RecoveryInterval, LeaseExpiryMargin: cfg.LeaseExpiryMargin,
+		LeaseExpiredRetryDelay: leaseExpiredRetryDelay, ForwardInterval: forwardInterval,
 		Logger: p.Logger, Registry: p.Registry, Tracer: p.Tracer, Propagator: p.Propagator,
 	})
 	if err != nil {
@@ -375,8 +385,8 @@ func Monitor(ctx context.Context, p *process.Process, cfg config.Monitor) (net.A
 	mon, err := monitor.New(monitor.Options{
 		Redis: redisOptions(cfg.Redis), RootPath: cfg.RootPath,
 		Username: cfg.Username, Password: cfg.Password, ReadOnly: cfg.ReadOnly,
-		PrometheusURL: cfg.PrometheusURL,
-		Logger:        p.Logger, Registry: p.Registry,
+		PrometheusURL: cfg.PrometheusURL, Queues: tasks.Queues(),
+		Logger: p.Logger, Registry: p.Registry,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("monitor: %w", err)

@@ -158,7 +158,7 @@ func Define[T any, P interface {
 			job.MaxRetry, _ = asynq.GetMaxRetry(ctx)
 			var w io.Writer = io.Discard
 			if rw := t.ResultWriter(); rw != nil {
-				w = rw
+				w = &patientWriter{ctx: ctx, w: rw, window: ResultWriteWindow}
 			}
 			job.Result = &cappedWriter{w: w, left: l.withDefaults().MaxResultBytes}
 			return handle(ctx, p, job)
@@ -179,6 +179,39 @@ type options[T any] struct {
 // and returns a *ValidationError naming fields as Validate does.
 func Check[T any](check func(p *T) error) Option[T] {
 	return func(o *options[T]) { o.checks = append(o.checks, check) }
+}
+
+// ResultWriteWindow is how long a handler keeps trying to write its result
+// while Redis does not take it (a restart, a failover): the work is done,
+// and failing it now would run it again.
+const ResultWriteWindow = 10 * time.Second
+
+// patientWriter retries a failed write with a growing pause until it
+// succeeds, the window has passed, or ctx ends. A result write is an HSET:
+// writing it twice is harmless.
+type patientWriter struct {
+	ctx    context.Context
+	w      io.Writer
+	window time.Duration
+}
+
+func (p *patientWriter) Write(b []byte) (int, error) {
+	deadline := time.Now().Add(p.window)
+	pause := 50 * time.Millisecond
+	for {
+		n, err := p.w.Write(b)
+		if err == nil || p.ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
+			return n, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-p.ctx.Done():
+			t.Stop()
+			return n, err
+		case <-t.C:
+		}
+		pause = min(2*pause, time.Second)
+	}
 }
 
 // payloadError names every field of a payload's error "payload.<field>".

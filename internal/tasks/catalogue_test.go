@@ -128,6 +128,9 @@ func TestDecodeStrict(t *testing.T) {
 		{`nul`, "", "is not valid JSON"},
 		{`{"a":"x"} {}`, "", "must hold a single JSON object"},
 		{`{"a":"x"}x`, "", "must hold a single JSON object"},
+		// Found by FuzzDecodeRequest: a stray closing bracket passed.
+		{`{"a":"x"}}`, "", "must hold a single JSON object"},
+		{`{"a":"x"}]`, "", "must hold a single JSON object"},
 		{`{"b":1}`, "b", "is not a known field"},
 		{`{"a":1}`, "a", "must be a string"},
 		{`{"n":"1"}`, "n", "must be a number"},

@@ -89,7 +89,9 @@ func decodeStrictBytes(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return decodeError(err)
 	}
-	if dec.More() {
+	// Anything but white space after the object is refused. (dec.More
+	// alone misses a stray closing "}" or "]": found by FuzzDecodeRequest.)
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return &DecodeError{Message: "must hold a single JSON object"}
 	}
 	return nil

@@ -8,19 +8,30 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// Redis is a redis-server owned by one test.
+// Redis is a redis-server owned by one test. It can be stopped and
+// started again on the same port and directory, so its persistence (AOF)
+// carries data across a restart.
 type Redis struct {
 	Addr string
 	// URL is a redis:// URL for db 0 of this server.
-	URL    string
-	cmd    *exec.Cmd
-	exited chan struct{}
+	URL string
+	// Dir is the server's working directory (AOF and RDB files, redis.log).
+	Dir string
+
+	args     []string
+	password string
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	logf     *os.File
 }
 
 // RedisOption adjusts the server's command line.
@@ -31,9 +42,10 @@ func RedisPassword(pw string) RedisOption {
 	return func(args *[]string) { *args = append(*args, "--requirepass", pw) }
 }
 
-// RedisArgs adds command-line arguments (e.g. "--maxmemory", "3mb").
-func RedisArgs(args ...string) RedisOption {
-	return func(a *[]string) { *a = append(*a, args...) }
+// RedisArgs adds command-line arguments, which override the defaults
+// ("--appendonly", "yes", "--appendfsync", "always").
+func RedisArgs(a ...string) RedisOption {
+	return func(args *[]string) { *args = append(*args, a...) }
 }
 
 // StartRedis starts redis-server on a free loopback port, waits until it
@@ -56,7 +68,6 @@ func StartRedis(t testing.TB, opts ...RedisOption) *Redis {
 
 func startRedis(t testing.TB, opts []RedisOption) (*Redis, string) {
 	t.Helper()
-	bin := LookPath(t, "redis-server")
 	dir := t.TempDir()
 	port := FreePort(t)
 	args := []string{
@@ -67,52 +78,61 @@ func startRedis(t testing.TB, opts []RedisOption) (*Redis, string) {
 	for _, o := range opts {
 		o(&args)
 	}
-	cmd := exec.Command(bin, args...)
-	logPath := filepath.Join(dir, "redis.log")
-	logf, err := os.Create(logPath)
+	r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), Dir: dir, args: args}
+	r.URL = "redis://" + r.Addr + "/0"
+	for i, a := range args {
+		if a == "--requirepass" && i+1 < len(args) {
+			r.password = args[i+1]
+		}
+	}
+	if errText := r.start(t); errText != "" {
+		return nil, errText
+	}
+	t.Cleanup(r.Stop)
+	return r, ""
+}
+
+// start runs the server with r's arguments and waits until it answers
+// PING; it returns the server's log when it exited instead.
+func (r *Redis) start(t testing.TB) string {
+	t.Helper()
+	bin := LookPath(t, "redis-server")
+	logPath := filepath.Join(r.Dir, "redis.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cmd := exec.Command(bin, r.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		_ = logf.Close()
-	}
-	r := &Redis{Addr: fmt.Sprintf("127.0.0.1:%d", port), cmd: cmd, exited: exited}
-	r.URL = "redis://" + r.Addr + "/0"
-	pw := ""
-	for i, a := range args {
-		if a == "--requirepass" && i+1 < len(args) {
-			pw = args[i+1]
-		}
-	}
-	c := redis.NewClient(&redis.Options{Addr: r.Addr, Password: pw, MaxRetries: -1})
+	r.mu.Lock()
+	r.cmd, r.exited, r.logf = cmd, exited, logf
+	r.mu.Unlock()
+
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, Password: r.password, MaxRetries: -1})
 	defer c.Close()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {
 		case <-exited:
 			log, _ := os.ReadFile(logPath)
-			_ = logf.Close()
-			return nil, fmt.Sprintf("redis-server on %s exited:\n%s", r.Addr, log)
+			r.Stop()
+			return fmt.Sprintf("redis-server on %s exited:\n%s", r.Addr, log)
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		err := c.Ping(ctx).Err()
 		cancel()
 		if err == nil {
-			t.Cleanup(stop)
-			return r, ""
+			return ""
 		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(logPath)
-			stop()
+			r.Stop()
 			t.Fatalf("redis-server on %s did not answer: %v\n%s", r.Addr, err, log)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -122,15 +142,52 @@ func startRedis(t testing.TB, opts []RedisOption) (*Redis, string) {
 // Client returns a go-redis client for this server, closed at cleanup.
 func (r *Redis) Client(t testing.TB) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: r.Addr})
+	c := redis.NewClient(&redis.Options{Addr: r.Addr, Password: r.password})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
-// Stop kills the server now (for tests of an unreachable Redis).
-func (r *Redis) Stop() {
-	_ = r.cmd.Process.Kill()
-	<-r.exited
+// Stop kills the server now (SIGKILL: a crash, for tests of an
+// unreachable Redis) and waits for it to exit. Stopping a stopped server
+// does nothing.
+func (r *Redis) Stop() { r.signal(syscall.SIGKILL) }
+
+// Shutdown stops the server as an operator or orchestrator would (SIGTERM:
+// Redis flushes its AOF and exits) and waits for it to exit.
+func (r *Redis) Shutdown() { r.signal(syscall.SIGTERM) }
+
+// Pause freezes the server (SIGSTOP) until Resume: connections stay open
+// and commands hang, as on a stalled host.
+func (r *Redis) Pause() { r.mu.Lock(); _ = r.cmd.Process.Signal(syscall.SIGSTOP); r.mu.Unlock() }
+
+// Resume undoes Pause.
+func (r *Redis) Resume() { r.mu.Lock(); _ = r.cmd.Process.Signal(syscall.SIGCONT); r.mu.Unlock() }
+
+func (r *Redis) signal(sig syscall.Signal) {
+	r.mu.Lock()
+	cmd, exited, logf := r.cmd, r.exited, r.logf
+	r.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	select {
+	case <-exited:
+	default:
+		_ = cmd.Process.Signal(sig)
+		_ = cmd.Process.Signal(syscall.SIGCONT) // a paused server must run to exit
+		<-exited
+	}
+	_ = logf.Close()
+}
+
+// Restart starts the stopped server again on the same port, directory and
+// arguments (with its AOF, if it had one), and waits until it answers.
+func (r *Redis) Restart(t testing.TB) {
+	t.Helper()
+	r.Stop() // no-op when it is already down
+	if errText := r.start(t); errText != "" {
+		t.Fatalf("restart redis-server: %s", errText)
+	}
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.

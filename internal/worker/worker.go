@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -49,8 +50,31 @@ type Options struct {
 	ShutdownTimeout time.Duration
 	// TaskCheckInterval is how long an idle loop sleeps between polls.
 	TaskCheckInterval time.Duration
-	// RetryDelay, when set, replaces asynq's exponential back-off.
+	// RetryDelay, when set, replaces asynq's exponential back-off for
+	// failed tasks.
 	RetryDelay asynq.RetryDelayFunc
+
+	// Crash recovery. A running task holds a 30 s lease that its worker
+	// renews every 5 s; when the worker dies the lease runs out, and a
+	// recoverer (every live worker runs one) retries the task once the lease
+	// has been expired for LeaseExpiryMargin, checking every
+	// RecoveryInterval. The retry then waits LeaseExpiredRetryDelay and is
+	// moved back to its queue within ForwardInterval. Recovery after a crash
+	// thus takes at most 30 s + LeaseExpiryMargin + RecoveryInterval +
+	// LeaseExpiredRetryDelay + ForwardInterval. Zero intervals and margin
+	// mean asynq's defaults (1 min, 30 s, 5 s).
+	RecoveryInterval time.Duration
+	// LeaseExpiryMargin is the allowance for clock skew between worker
+	// hosts: a lease set by one host's clock is judged expired by another's.
+	// It must exceed the largest skew, or a worker cut off from Redis may
+	// still be running a task when another worker starts it again.
+	LeaseExpiryMargin time.Duration
+	// LeaseExpiredRetryDelay is the retry delay of a task whose worker died
+	// (asynq.ErrLeaseExpired); other failures keep RetryDelay's back-off.
+	LeaseExpiredRetryDelay time.Duration
+	// ForwardInterval is how often due retries and scheduled tasks are
+	// moved to their queue.
+	ForwardInterval time.Duration
 
 	Logger     *slog.Logger
 	Registry   prometheus.Registerer
@@ -99,12 +123,31 @@ func New(o Options) (*Worker, error) {
 			Concurrency:       o.Concurrency,
 			ShutdownTimeout:   o.ShutdownTimeout,
 			TaskCheckInterval: o.TaskCheckInterval,
-			RetryDelayFunc:    o.RetryDelay,
+			RetryDelayFunc:    retryDelay(o.RetryDelay, o.LeaseExpiredRetryDelay),
 			Logger:            telemetry.AsynqLogger{L: o.Logger},
 			LogLevel:          asynqLevel(o.Logger),
+
+			RecovererInterval:        o.RecoveryInterval,
+			LeaseExpiryMargin:        o.LeaseExpiryMargin,
+			DelayedTaskCheckInterval: o.ForwardInterval,
 		}))
 	}
 	return w, nil
+}
+
+// retryDelay is failed's back-off (asynq's default when nil) for failed
+// tasks, and leaseExpired for tasks whose worker died: those did not fail,
+// and a back-off would only add to the time the crash already cost.
+func retryDelay(failed asynq.RetryDelayFunc, leaseExpired time.Duration) asynq.RetryDelayFunc {
+	if failed == nil {
+		failed = asynq.DefaultRetryDelayFunc
+	}
+	return func(n int, err error, t *asynq.Task) time.Duration {
+		if errors.Is(err, asynq.ErrLeaseExpired) {
+			return max(0, leaseExpired)
+		}
+		return failed(n, err, t)
+	}
 }
 
 // asynqLevel follows the logger's level, but never below info: asynq's debug
@@ -132,7 +175,8 @@ func (w *Worker) Start() error {
 	}
 	w.log.Info("worker started", slog.Any("queues", w.o.Queues), slog.Bool("strict_priority", w.o.StrictPriority),
 		slog.Int("concurrency", w.o.Concurrency), slog.Int("servers", len(w.servers)),
-		slog.Duration("task_check_interval", w.o.TaskCheckInterval))
+		slog.Duration("task_check_interval", w.o.TaskCheckInterval),
+		slog.Duration("recovery_interval", w.o.RecoveryInterval), slog.Duration("lease_expiry_margin", w.o.LeaseExpiryMargin))
 	return nil
 }
 

@@ -34,6 +34,8 @@ var defaultIsFine = map[string]map[string]string{
 		"WORKER_SERVERS":             "one dequeue loop per replica; scale with WORKER_REPLICAS",
 		"WORKER_TASK_CHECK_INTERVAL": "the binary's default balances latency and idle Redis load",
 		"TASK_MAX_RESULT_BYTES":      "the binary's 1 MiB is far above what the shipped task types write",
+		"WORKER_RECOVERY_INTERVAL":   "the binary's default brings a crashed worker's tasks back within ~40s (docs/reliability.md)",
+		"WORKER_LEASE_EXPIRY_MARGIN": "compose runs every worker on one host: no clock skew between them",
 	}),
 }
 

@@ -138,6 +138,7 @@ func TestEveryAlertFiresAndStaysQuiet(t *testing.T) {
 		"TaskstackHighQueueLatency", "TaskstackDefaultQueueLatency", "TaskstackLowQueueLatency",
 		"TaskstackQueueBacklogGrowing", "TaskstackTaskFailureRatioHigh", "TaskstackArchivedTasksIncreasing",
 		"TaskstackQueueStalled", "TaskstackNoWorkerUp", "TaskstackQueueMetricsAbsent", "TaskstackQueuePaused",
+		"TaskstackTasksOrphaned",
 	} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("alert %s is missing", want)
