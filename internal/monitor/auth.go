@@ -27,11 +27,7 @@ func basicAuth(h http.Handler, user, password, realm string, lockout *guard.Lock
 			return
 		}
 		u, p, ok := r.BasicAuth()
-		gotUser := sha256.Sum256([]byte(u))
-		gotPass := sha256.Sum256([]byte(p))
-		userOK := subtle.ConstantTimeCompare(gotUser[:], wantUser[:])
-		passOK := subtle.ConstantTimeCompare(gotPass[:], wantPass[:])
-		if !ok || userOK&passOK != 1 {
+		if !ok || !hashesMatch(u, p, wantUser, wantPass) {
 			if r.Header.Get("Authorization") != "" {
 				// A browser's first request carries no credentials: only a
 				// wrong attempt is a failure.
@@ -43,4 +39,20 @@ func basicAuth(h http.Handler, user, password, realm string, lockout *guard.Lock
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// credentialsMatch compares a user name and password with the configured
+// ones in constant time.
+func credentialsMatch(user, password, wantUser, wantPassword string) bool {
+	return hashesMatch(user, password, sha256.Sum256([]byte(wantUser)), sha256.Sum256([]byte(wantPassword)))
+}
+
+// hashesMatch compares both fields, always both, through their hashes, so
+// that neither a length nor a right user name shows in the time taken.
+func hashesMatch(user, password string, wantUser, wantPassword [32]byte) bool {
+	gotUser := sha256.Sum256([]byte(user))
+	gotPass := sha256.Sum256([]byte(password))
+	userOK := subtle.ConstantTimeCompare(gotUser[:], wantUser[:])
+	passOK := subtle.ConstantTimeCompare(gotPass[:], wantPassword[:])
+	return userOK&passOK == 1
 }

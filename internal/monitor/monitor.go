@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"taskstack/internal/audit"
 	"taskstack/internal/guard"
 	"taskstack/internal/redisconn"
 	"taskstack/internal/store"
@@ -58,6 +59,7 @@ type Monitor struct {
 	dash      *asynqmon.HTTPHandler
 	prom      *promMetrics
 	lockout   *guard.Lockout
+	audit     *audit.Recorder
 	handler   http.Handler
 }
 
@@ -81,6 +83,11 @@ func New(o Options) (*Monitor, error) {
 	if err != nil {
 		return nil, err
 	}
+	rec, err := audit.New(o.Logger, o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	rec.Precreate(audit.Run, audit.Archive, audit.Delete, audit.Cancel, audit.Pause, audit.Unpause, audit.DeleteQueue)
 	connOpt, err := redisconn.ConnOpt(o.Redis, memoryUsageFix{})
 	if err != nil {
 		return nil, err
@@ -95,6 +102,7 @@ func New(o Options) (*Monitor, error) {
 		redis:     rc,
 		inspector: asynq.NewInspectorFromRedisClient(rc),
 		lockout:   lockout,
+		audit:     rec,
 		prom: &promMetrics{
 			base:    strings.TrimSuffix(o.PrometheusURL, "/"),
 			client:  &http.Client{Timeout: o.PrometheusTimeout},

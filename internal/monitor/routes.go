@@ -33,6 +33,8 @@ func (m *Monitor) protect(h http.Handler) http.Handler {
 	if m.o.Username != "" {
 		h = basicAuth(h, m.o.Username, m.o.Password, "taskstack monitor", m.lockout)
 	}
+	// Outermost but for the headers: refused calls are audited too.
+	h = m.audited(h)
 	// No strict CSP: asynqmon's bundled UI uses inline styles and web fonts.
 	return guard.Headers("frame-ancestors 'none'", h)
 }

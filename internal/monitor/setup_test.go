@@ -38,6 +38,7 @@ type bundle struct {
 	store     *store.Store
 	inspector *asynq.Inspector
 	registry  *prometheus.Registry
+	logs      *testsupport.LogBuffer
 }
 
 // setup starts a real redis-server and a monitor on an httptest server;
@@ -71,7 +72,8 @@ func setupWith(t *testing.T, r *testsupport.Redis, cfg config.Monitor, o monitor
 	o.Redis = redisconn.Options{URL: cfg.Redis.URL, Password: cfg.Redis.Password}
 	o.RootPath, o.Username, o.Password = cfg.RootPath, cfg.Username, cfg.Password
 	o.ReadOnly, o.PrometheusURL = cfg.ReadOnly, cfg.PrometheusURL
-	o.Logger = slog.New(slog.NewTextHandler(testsupport.NewLogBuffer(t), nil))
+	logs := testsupport.NewLogBuffer(t)
+	o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	// What the binary uses: Go and process collectors included.
 	reg := telemetry.NewRegistry(telemetry.Build{Version: "test"})
 	o.Registry = reg
@@ -95,7 +97,7 @@ func setupWith(t *testing.T, r *testsupport.Redis, cfg config.Monitor, o monitor
 	return &bundle{
 		url: srv.URL, root: cfg.RootPath, redis: r, rdb: rdb,
 		store:     store.New(store.Options{Redis: rdb, Retention: time.Hour, Queues: tasks.Queues()}),
-		inspector: inspector, registry: reg,
+		inspector: inspector, registry: reg, logs: logs,
 	}
 }
 

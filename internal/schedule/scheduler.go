@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"taskstack/internal/audit"
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 )
@@ -59,6 +60,8 @@ type Options struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
+	// Audit records each reload of the file (nil: not recorded).
+	Audit *audit.Recorder
 }
 
 // Scheduler enqueues the schedule's ticks. Every replica runs one: each
@@ -335,6 +338,7 @@ func (s *Scheduler) reload(ctx context.Context) {
 		if s.badHash != "unreadable" {
 			s.m.reloads.WithLabelValues(reloadError).Inc()
 			s.log.ErrorContext(ctx, "schedule file unreadable; keeping the schedule in force", slog.String("file", s.o.Path), slog.Any("err", err))
+			s.o.Audit.Record(ctx, audit.Event{Actor: audit.System, Action: audit.ScheduleReload, Outcome: audit.Error, Detail: err.Error()})
 		}
 		s.badHash = "unreadable"
 		return
@@ -354,6 +358,8 @@ func (s *Scheduler) reload(ctx context.Context) {
 		s.m.refused.Set(1)
 		s.m.reloads.WithLabelValues(reloadError).Inc()
 		s.log.ErrorContext(ctx, "schedule file invalid; keeping the schedule in force", slog.String("file", s.o.Path), slog.Any("err", err))
+		s.o.Audit.Record(ctx, audit.Event{Actor: audit.System, Action: audit.ScheduleReload, Outcome: audit.Rejected,
+			Detail: fmt.Sprintf("%s refused, the schedule in force kept: %v", s.o.Path, err)})
 		return
 	}
 	s.badHash = ""
@@ -362,6 +368,8 @@ func (s *Scheduler) reload(ctx context.Context) {
 	s.m.reloads.WithLabelValues(reloadOK).Inc()
 	s.log.InfoContext(ctx, "schedule reloaded", slog.String("file", s.o.Path), slog.Int("entries", len(next.Entries)),
 		slog.Int("added", added), slog.Int("removed", removed), slog.Int("changed", changed))
+	s.o.Audit.Record(ctx, audit.Event{Actor: audit.System, Action: audit.ScheduleReload, Outcome: audit.OK, Count: len(next.Entries),
+		Detail: fmt.Sprintf("%s: %d added, %d removed, %d changed", s.o.Path, added, removed, changed)})
 	s.publish(ctx, true)
 }
 

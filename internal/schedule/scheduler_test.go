@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"taskstack/internal/audit"
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 	"taskstack/internal/telemetry"
@@ -73,6 +75,11 @@ func (b *bundle) start(t *testing.T, o Options) *replica {
 	o.Path, o.Catalogue = b.path, cat
 	o.Store = store.New(store.Options{Redis: b.redis.Client(t), Retention: time.Hour, Queues: tasks.Queues()})
 	o.Logger = telemetry.NewLogger(b.logs, "json", slog.LevelInfo)
+	rec, err := audit.New(o.Logger, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Audit = rec
 	s, err := New(o, sched)
 	if err != nil {
 		t.Fatal(err)
@@ -230,6 +237,9 @@ func TestReloadAddsAndRemovesEntries(t *testing.T) {
 	if n := testutil.CollectAndCount(r.s.m.runs); n != len(outcomes) {
 		t.Errorf("%d run series after the reload, want the %d of the one entry", n, len(outcomes))
 	}
+	if lines := b.logs.Lines(`"audit":true`, `"actor":"system"`, `"action":"schedule_reload"`, `"outcome":"ok"`, "1 added, 1 removed, 0 changed"); len(lines) != 1 {
+		t.Errorf("want one audit line for the reload, got %q", lines)
+	}
 
 	// A bad file: refused with its line and field; new keeps ticking.
 	b.write(t, "entries:\n  - {name: new, cron: '@every 1s', type: demo:echo}\n  - {name: broken, cron: '@every 1s', type: demo:echo, queue: urgent}\n")
@@ -238,6 +248,9 @@ func TestReloadAddsAndRemovesEntries(t *testing.T) {
 	})
 	if lines := b.logs.Lines("schedule file invalid", "line 3", "queue"); len(lines) != 1 {
 		t.Errorf("want one error naming line 3 and the queue, got %q", lines)
+	}
+	if lines := b.logs.Lines(`"audit":true`, `"action":"schedule_reload"`, `"outcome":"rejected"`, "line 3"); len(lines) != 1 {
+		t.Errorf("want one audit line for the refused reload, got %q", lines)
 	}
 	before := len(b.ticks(t, "low", "new"))
 	testsupport.Eventually(t, 30*time.Second, "new still ticking", func() bool { return len(b.ticks(t, "low", "new")) > before })

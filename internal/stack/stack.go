@@ -20,6 +20,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"taskstack/internal/audit"
 	"taskstack/internal/canary"
 	"taskstack/internal/config"
 	"taskstack/internal/guard"
@@ -332,9 +333,14 @@ func Worker(_ context.Context, p *process.Process, cfg config.Worker) error {
 		if cfg.Retention < schedule.MinRetention {
 			sst = store.New(store.Options{Redis: rc, Retention: schedule.MinRetention, Queues: tasks.Queues(), Logger: p.Logger})
 		}
+		rec, err := audit.New(p.Logger, p.Registry)
+		if err != nil {
+			return err
+		}
+		rec.Precreate(audit.ScheduleReload)
 		s, err := schedule.New(schedule.Options{
 			Path: cfg.ScheduleFile, Catalogue: cat, Store: sst, Grace: schedule.DefaultGrace,
-			Logger: p.Logger, Registry: p.Registry,
+			Logger: p.Logger, Registry: p.Registry, Audit: rec,
 		}, sched)
 		if err != nil {
 			return err

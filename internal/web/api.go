@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"taskstack/internal/audit"
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 )
@@ -41,6 +42,8 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	p, err := s.cat.Prepare(req)
+	note := auditNote(r.Context())
+	note.TaskType, note.Queue, note.PayloadBytes = req.Type, p.Queue, len(req.Payload)
 	if err != nil {
 		s.countEnqueue(p.Type, p.Queue, err)
 		return err
@@ -53,7 +56,12 @@ func (s *Server) createTask(w http.ResponseWriter, r *http.Request) error {
 	} else {
 		e, err = s.store.Enqueue(ctx, p)
 	}
+	note.TaskID = e.ID
+	if err != nil {
+		note.Detail = err.Error()
+	}
 	if err == nil && e.Replayed {
+		note.Detail = "replayed: the Idempotency-Key's task, not enqueued again"
 		return writeCreated(w, http.StatusOK, e)
 	}
 	s.countEnqueue(p.Type, p.Queue, err)
@@ -165,11 +173,21 @@ func (s *Server) deleteTask(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
+	note := auditNote(ctx)
+	note.Queue, note.TaskID = queue, id
+	// Only for the audit line: the type is gone with a deleted task.
+	if t, err := s.store.Task(ctx, queue, id); err == nil {
+		note.TaskType = t.Type
+	}
 	d, err := s.store.Delete(ctx, queue, id)
 	if err != nil {
+		note.Detail = err.Error()
 		return err
 	}
 	s.changed(queue, id)
+	if d != store.Deleted {
+		note.Action = audit.Cancel
+	}
 	if d == store.Deleted {
 		w.WriteHeader(http.StatusNoContent)
 		return nil

@@ -45,6 +45,8 @@ func (s *Server) require(scope guard.Scope, ui bool, h http.Handler) http.Handle
 			s.writeProblem(w, r, newProblem(http.StatusUnauthorized, err.Error()))
 			return
 		}
+		note := auditNote(r.Context())
+		note.Actor, note.Via = id.Name, id.Via
 		if !id.Can(scope) {
 			p := newProblem(http.StatusForbidden, "the credential "+strconv.Quote(id.Name)+" lacks the scope "+string(scope))
 			if ui {

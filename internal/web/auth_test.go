@@ -31,6 +31,7 @@ type authFixture struct {
 	file      string
 	tokensObj *guard.Tokens
 	reg       *prometheus.Registry
+	logs      *testsupport.LogBuffer
 }
 
 func setupAuth(t *testing.T, mod func(*web.Options)) *authFixture {
@@ -53,8 +54,8 @@ func setupAuth(t *testing.T, mod func(*web.Options)) *authFixture {
 	if err := os.WriteFile(f.file, []byte("# test tokens\n"+strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := testsupport.NewLogBuffer(t)
-	log := telemetry.NewLogger(logs, "text", nil)
+	f.logs = testsupport.NewLogBuffer(t)
+	log := telemetry.NewLogger(f.logs, "json", nil)
 	toks, err := guard.LoadTokens(f.file, log)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 
 	"taskstack/internal/store"
@@ -145,8 +148,30 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) error {
 		s.log.WarnContext(r.Context(), "batch ran past the request deadline", "items", len(body.Tasks))
 	}
 	counts := map[int]int{}
+	note := auditNote(r.Context())
+	note.Count = len(body.Tasks)
+	for _, raw := range body.Tasks {
+		note.PayloadBytes += len(raw)
+	}
 	for _, res := range results {
 		counts[res.Status]++
+		if res.ID != "" {
+			note.TaskIDs = append(note.TaskIDs, res.ID)
+		}
 	}
+	note.Detail = batchDetail(counts)
 	return writeJSON(w, http.StatusMultiStatus, map[string]any{"results": results, "counts": counts})
+}
+
+// batchDetail words a batch's counts by status for its audit line:
+// "202:998 422:2".
+func batchDetail(counts map[int]int) string {
+	var b strings.Builder
+	for _, st := range slices.Sorted(maps.Keys(counts)) {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%d:%d", st, counts[st])
+	}
+	return b.String()
 }

@@ -343,11 +343,17 @@ func (s *Server) submitForm(w http.ResponseWriter, r *http.Request) error {
 	}
 	payload, _ := json.Marshal(tasks.EchoPayload{Arg: form.Arg, Sleep: form.Sleep})
 	p, err := s.cat.Prepare(tasks.Request{Type: tasks.TypeEcho, Payload: payload, Queue: form.Queue})
+	note := auditNote(r.Context())
+	note.TaskType, note.Queue, note.PayloadBytes = tasks.TypeEcho, p.Queue, len(payload)
 	var e store.Enqueued
 	if err == nil {
 		ctx, cancel := s.requestContext(r)
 		defer cancel()
 		e, err = s.store.Enqueue(ctx, p)
+	}
+	note.TaskID = e.ID
+	if err != nil {
+		note.Detail = err.Error()
 	}
 	s.countEnqueue(tasks.TypeEcho, p.Queue, err)
 	if err != nil {

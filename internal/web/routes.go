@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
+	"taskstack/internal/audit"
 	"taskstack/internal/guard"
 )
 
@@ -31,7 +32,7 @@ func (s *Server) routes() http.Handler {
 
 	// The page.
 	handle("GET /{$}", page(guard.ScopeRead, s.index))
-	handle("POST /tasks", page(guard.ScopeWrite, s.submitForm))
+	handle("POST /tasks", s.audited(audit.Submit, page(guard.ScopeWrite, s.submitForm)))
 	handle("GET /tasks/{queue}/{id}", page(guard.ScopeRead, s.taskPage))
 	handle("GET /static/", s.static())
 	handle("GET /login", s.ui(s.getLogin))
@@ -39,13 +40,13 @@ func (s *Server) routes() http.Handler {
 	handle("POST /logout", s.ui(s.postLogout))
 
 	// The API.
-	handle("POST /api/v1/tasks", api(guard.ScopeWrite, s.createTask))
-	handle("POST /api/v1/batches", api(guard.ScopeWrite, s.createBatch))
+	handle("POST /api/v1/tasks", s.audited(audit.Submit, api(guard.ScopeWrite, s.createTask)))
+	handle("POST /api/v1/batches", s.audited(audit.Batch, api(guard.ScopeWrite, s.createBatch)))
 	handle("GET /api/v1/tasks", api(guard.ScopeRead, s.listTasks))
 	handle("GET /api/v1/queues", api(guard.ScopeRead, s.listQueues))
 	handle("GET /api/v1/schedule", api(guard.ScopeRead, s.listSchedule))
 	handle("GET /api/v1/queues/{queue}/tasks/{id}", api(guard.ScopeRead, s.getTask))
-	handle("DELETE /api/v1/queues/{queue}/tasks/{id}", api(guard.ScopeAdmin, s.deleteTask))
+	handle("DELETE /api/v1/queues/{queue}/tasks/{id}", s.audited(audit.Delete, api(guard.ScopeAdmin, s.deleteTask)))
 	handle("GET /finished_tasks", api(guard.ScopeRead, s.finishedTasks))
 	handle("GET /api/v1/events", api(guard.ScopeRead, s.events))
 

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"taskstack/internal/audit"
 	"taskstack/internal/guard"
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
@@ -57,6 +58,7 @@ type Server struct {
 	log      *slog.Logger
 	auth     *guard.Authenticator
 	httpm    *telemetry.HTTPMetrics
+	audit    *audit.Recorder
 	enqueued *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	lists    chan struct{}
@@ -102,6 +104,10 @@ func New(o Options) (*Server, error) {
 	if s.httpm, err = telemetry.NewHTTPMetrics(o.Registry); err != nil {
 		return nil, err
 	}
+	if s.audit, err = audit.New(o.Logger, o.Registry); err != nil {
+		return nil, err
+	}
+	s.audit.Precreate(audit.Submit, audit.Batch, audit.Delete, audit.Cancel)
 	s.enqueued = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "taskstack_tasks_enqueued_total",
 		Help: "Enqueue attempts by task type, queue and outcome (ok, rejected by validation, error from Redis).",
