@@ -18,8 +18,10 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -51,7 +53,7 @@ type browserStack struct {
 	redis *testsupport.Redis
 }
 
-func startBrowserStack(t *testing.T, workerEnv map[string]string) *browserStack {
+func startBrowserStack(t *testing.T, workerEnv map[string]string, appEnv ...map[string]string) *browserStack {
 	t.Helper()
 	appBin := testsupport.BuildBinary(t, "app")
 	workerBin := testsupport.BuildBinary(t, "worker")
@@ -63,10 +65,16 @@ func startBrowserStack(t *testing.T, workerEnv map[string]string) *browserStack 
 		wenv[k] = v
 	}
 	worker := testsupport.StartProcess(t, workerBin, wenv)
-	app := testsupport.StartProcess(t, appBin, map[string]string{
+	aenv := map[string]string{
 		"REDIS_URL": r.URL, "LOG_LEVEL": "debug", "APP_ADDR": appAddr, "APP_ADMIN_ADDR": fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t)),
 		"APP_MONITOR_URL": browserMonitorURL, "APP_GRAFANA_URL": browserGrafanaURL,
-	})
+	}
+	for _, e := range appEnv {
+		for k, v := range e {
+			aenv[k] = v
+		}
+	}
+	app := testsupport.StartProcess(t, appBin, aenv)
 	testsupport.WaitHTTP(t, worker, "http://"+adminAddr+"/healthz", 30*time.Second)
 	testsupport.WaitHTTP(t, app, "http://"+appAddr+"/healthz", 30*time.Second)
 	return &browserStack{url: "http://" + appAddr, redis: r}
@@ -755,5 +763,59 @@ func TestBrowserLiveByPolling(t *testing.T) {
 	}
 	if mode := liveUpdate(t, s, b); mode != "poll" {
 		t.Errorf("the page was kept live by %q, want polling", mode)
+	}
+}
+
+// TestBrowserTaskTimeline: a task that fails once and then succeeds
+// (demo:flaky) shows, live on its page, both attempts in its timeline and
+// attempts table, and links to its trace through APP_TRACE_URL_TEMPLATE.
+// With TASKSTACK_SCREENSHOT set it also writes <name>-timeline.png.
+func TestBrowserTaskTimeline(t *testing.T) {
+	t.Parallel()
+	// The app exports its spans (sampled: every one), so the task carries a
+	// sampled trace ID; the sink stands in for Jaeger.
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	t.Cleanup(sink.Close)
+	s := startBrowserStack(t, nil, map[string]string{
+		"APP_TRACE_URL_TEMPLATE":      "http://jaeger.example.test:16686/trace/{trace_id}",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": sink.URL, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "TRACE_SAMPLE_RATIO": "1",
+	})
+	id := s.enqueue(t, map[string]any{"type": "demo:flaky", "payload": map[string]any{"failures": 1}, "queue": "high"})
+
+	b := newBrowserTab(t, browserSize(1100, 1100))
+	b.open(t, s.url+"/tasks/high/"+id)
+	events := `[...document.querySelectorAll("#timeline li")].map(li => li.dataset.event).join(",")`
+	b.waitFor(t, "completed, with both attempts in the timeline",
+		`document.getElementById("detail-state").textContent === "completed" && `+events+` === "enqueued,attempt_started,attempt_failed,attempt_started,attempt_succeeded,completed"`, 30*time.Second)
+	got := browserEval[string](t, b, `[
+		[...document.querySelectorAll("#timeline li .what")].map(e => e.textContent).join(","),
+		document.querySelector("#timeline li[data-event=attempt_failed] samp.err").textContent,
+		[...document.querySelectorAll("#attempt-rows tr")].map(r => r.querySelector("th").textContent + ":" + r.querySelector("td:nth-of-type(3)").textContent).join(","),
+		document.getElementById("attempts-section").hidden,
+		document.getElementById("detail-result").textContent,
+		document.getElementById("detail-retries_left").textContent,
+	].join("|")`)
+	want := "Submitted,Attempt 1 started,Attempt 1 failed,Attempt 2 started,Attempt 2 succeeded,Completed|" +
+		"demo:flaky: attempt 1 of the 1 that fail on purpose|1:demo:flaky: attempt 1 of the 1 that fail on purpose,2:succeeded|false|succeeded on attempt 2|—"
+	if got != want {
+		t.Errorf("timeline|first error|attempts|attempts hidden|result|retries left =\n %q\nwant\n %q", got, want)
+	}
+	link := browserEval[string](t, b, `(document.querySelector("#detail-trace a") || {}).href || ""`)
+	if !regexp.MustCompile(`^http://jaeger\.example\.test:16686/trace/[0-9a-f]{32}$`).MatchString(link) {
+		t.Errorf("trace link %q, want the template filled with a trace ID", link)
+	}
+	// A reload renders the same timeline on the server.
+	b.open(t, s.url+"/tasks/high/"+id)
+	if got := browserEval[string](t, b, events); got != "enqueued,attempt_started,attempt_failed,attempt_started,attempt_succeeded,completed" {
+		t.Errorf("timeline as the server renders it: %s", got)
+	}
+	if path := os.Getenv("TASKSTACK_SCREENSHOT"); path != "" {
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(testsupport.RepoRoot(t), path)
+		}
+		b.screenshot(t, strings.TrimSuffix(path, filepath.Ext(path))+"-timeline"+filepath.Ext(path))
 	}
 }

@@ -166,6 +166,12 @@ type App struct {
 	GrafanaURL      string
 	ShutdownTimeout time.Duration
 
+	// Where a task page sends people for more: its trace, its log lines
+	// (a link, or else a command line to run).
+	TraceURLTemplate    string
+	LogsURLTemplate     string
+	LogsCommandTemplate string
+
 	// Authentication: a tokens file, and/or a trusted proxy's user header.
 	TokensFile   string
 	SessionKey   string
@@ -204,6 +210,12 @@ func loadApp(e *env) App {
 		GrafanaURL:          e.URL("APP_GRAFANA_URL", "link to Grafana shown on the page"),
 		ShutdownTimeout:     e.Duration("APP_SHUTDOWN_TIMEOUT", 10*time.Second, time.Second, 5*time.Minute, "how long in-flight HTTP requests may take to finish on SIGTERM"),
 		WebhookAllowedHosts: webhookHosts(e),
+		TraceURLTemplate:    e.URLTemplate("APP_TRACE_URL_TEMPLATE", "link from a task page to its trace, {trace_id} filled in (e.g. http://localhost:16686/trace/{trace_id} for Jaeger); no link when empty", "{trace_id}"),
+		LogsURLTemplate:     e.URLTemplate("APP_LOGS_URL_TEMPLATE", "link from a task page to its log lines (e.g. Grafana Explore on Loki), {task_id}, {queue} and {trace_id} filled in; when empty the page shows APP_LOGS_COMMAND_TEMPLATE", "{task_id}", "{trace_id}"),
+		LogsCommandTemplate: e.String("APP_LOGS_COMMAND_TEMPLATE", "docker compose logs app worker | grep -F {task_id}", "command line a task page shows to find the task's log lines, {task_id} filled in (when APP_LOGS_URL_TEMPLATE is empty)"),
+	}
+	if t := c.LogsCommandTemplate; t != "" && !strings.Contains(t, "{task_id}") {
+		e.fail("APP_LOGS_COMMAND_TEMPLATE", "%q does not hold {task_id}", t)
 	}
 	prod := c.Prod()
 	c.TokensFile = e.String("APP_TOKENS_FILE", "", "file of API tokens, one name:scopes:sha256 a line (app token new makes them); reloaded when it changes; required in prod unless APP_AUTH_PROXY_HEADER is set")

@@ -60,6 +60,10 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		{"bad shutdown", map[string]string{"WORKER_SHUTDOWN_TIMEOUT": "25"}, loadWorkerErr, "WORKER_SHUTDOWN_TIMEOUT"},
 		{"bad check interval", map[string]string{"WORKER_TASK_CHECK_INTERVAL": "fast"}, loadWorkerErr, "WORKER_TASK_CHECK_INTERVAL"},
 		{"canary under a second", map[string]string{"CANARY_INTERVAL": "500ms"}, loadWorkerErr, "CANARY_INTERVAL"},
+		{"trace template without its placeholder", map[string]string{"APP_TRACE_URL_TEMPLATE": "http://jaeger:16686/trace/"}, loadAppErr, "APP_TRACE_URL_TEMPLATE"},
+		{"trace template not a URL", map[string]string{"APP_TRACE_URL_TEMPLATE": "jaeger/{trace_id}"}, loadAppErr, "APP_TRACE_URL_TEMPLATE"},
+		{"logs template without a placeholder", map[string]string{"APP_LOGS_URL_TEMPLATE": "https://g.example/explore"}, loadAppErr, "APP_LOGS_URL_TEMPLATE"},
+		{"logs command without the task", map[string]string{"APP_LOGS_COMMAND_TEMPLATE": "docker compose logs"}, loadAppErr, "APP_LOGS_COMMAND_TEMPLATE"},
 		{"canary past an hour", map[string]string{"CANARY_INTERVAL": "2h"}, loadWorkerErr, "CANARY_INTERVAL"},
 		{"prod without redis password", map[string]string{"APP_ENV": "prod", "REDIS_URL": "redis://redis:6379/0"}, loadWorkerErr, "REDIS_PASSWORD"},
 		{"prod placeholder redis password", map[string]string{"APP_ENV": "prod", "REDIS_PASSWORD": "change-me"}, loadAppErr, "REDIS_PASSWORD"},
@@ -230,6 +234,15 @@ func TestEveryVariableTakesEffect(t *testing.T) {
 		{"SCHEDULE_FILE", "/etc/taskstack/schedule.yml", func(_ App, w Worker, _ Monitor) bool { return w.ScheduleFile == "/etc/taskstack/schedule.yml" }},
 		{"APP_MONITOR_URL", "https://m.example/", func(a App, _ Worker, _ Monitor) bool { return a.MonitorURL == "https://m.example/" }},
 		{"APP_GRAFANA_URL", "https://g.example/", func(a App, _ Worker, _ Monitor) bool { return a.GrafanaURL == "https://g.example/" }},
+		{"APP_TRACE_URL_TEMPLATE", "http://jaeger:16686/trace/{trace_id}", func(a App, _ Worker, _ Monitor) bool {
+			return a.TraceURLTemplate == "http://jaeger:16686/trace/{trace_id}"
+		}},
+		{"APP_LOGS_URL_TEMPLATE", "https://g.example/explore?q={task_id}", func(a App, _ Worker, _ Monitor) bool {
+			return a.LogsURLTemplate == "https://g.example/explore?q={task_id}"
+		}},
+		{"APP_LOGS_COMMAND_TEMPLATE", "kubectl logs deploy/worker | grep {task_id}", func(a App, _ Worker, _ Monitor) bool {
+			return a.LogsCommandTemplate == "kubectl logs deploy/worker | grep {task_id}"
+		}},
 		{"APP_SHUTDOWN_TIMEOUT", "3s", func(a App, _ Worker, _ Monitor) bool { return a.ShutdownTimeout == 3*time.Second }},
 		{"APP_TOKENS_FILE", "/run/tokens", func(a App, _ Worker, _ Monitor) bool { return a.TokensFile == "/run/tokens" }},
 		{"APP_SESSION_KEY", "k", func(a App, _ Worker, _ Monitor) bool { return a.SessionKey == "k" }},

@@ -139,6 +139,30 @@ func (e *env) Duration(name string, def, min, max time.Duration, help string) ti
 	return d
 }
 
+// URLTemplate reads an optional absolute http(s) URL holding at least one
+// of placeholders ("{trace_id}"), which the caller fills in later.
+func (e *env) URLTemplate(name, help string, placeholders ...string) string {
+	raw := e.String(name, "", help)
+	if raw == "" {
+		return ""
+	}
+	filled, found := raw, false
+	for _, p := range placeholders {
+		found = found || strings.Contains(raw, p)
+		filled = strings.ReplaceAll(filled, p, "x")
+	}
+	u, err := url.Parse(filled)
+	switch {
+	case !found:
+		e.fail(name, "%q holds none of %s: nothing would identify the task", Redact(raw), strings.Join(placeholders, ", "))
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		e.fail(name, "%q is not an absolute http(s) URL", Redact(raw))
+	default:
+		return raw
+	}
+	return ""
+}
+
 // URL parses an optional absolute http(s) URL.
 func (e *env) URL(name, help string) string {
 	raw := e.String(name, "", help)

@@ -162,6 +162,7 @@ func App(ctx context.Context, p *process.Process, cfg config.App) (net.Addr, err
 	}
 	wo.Store, wo.Catalogue = st, cat.WithLimits(tasks.Limits{MaxPayloadBytes: cfg.MaxPayloadBytes})
 	wo.MonitorURL, wo.GrafanaURL, wo.MaxLists = cfg.MonitorURL, cfg.GrafanaURL, cfg.MaxLists
+	wo.TraceURLTemplate, wo.LogsURLTemplate, wo.LogsCommandTemplate = cfg.TraceURLTemplate, cfg.LogsURLTemplate, cfg.LogsCommandTemplate
 	wo.SubmitLimit = guard.NewLimiter(cfg.RateLimit, cfg.RateBurst)
 	wo.Logger, wo.Registry, wo.Tracer, wo.Propagator = p.Logger, p.Registry, p.Tracer, p.Propagator
 	srv, err := web.New(wo)
@@ -358,7 +359,7 @@ func Worker(_ context.Context, p *process.Process, cfg config.Worker) error {
 		p.Go("canary", pr.Run)
 	}
 	w, err := worker.New(worker.Options{
-		Redis: rc, Catalogue: cat.WithLimits(tasks.Limits{MaxResultBytes: cfg.MaxResultBytes}), Cancels: st, RetryDelay: cat.RetryDelay,
+		Redis: rc, Catalogue: cat.WithLimits(tasks.Limits{MaxResultBytes: cfg.MaxResultBytes}), Cancels: st, Attempts: st, RetryDelay: cat.RetryDelay,
 		Queues: cfg.Queues, StrictPriority: cfg.StrictPriority, Concurrency: cfg.Concurrency,
 		Servers: cfg.Servers, ShutdownTimeout: cfg.ShutdownTimeout, TaskCheckInterval: cfg.TaskCheckInterval,
 		RecoveryInterval: cfg.RecoveryInterval, LeaseExpiryMargin: cfg.LeaseExpiryMargin,

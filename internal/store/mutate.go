@@ -24,7 +24,8 @@ func cancelKey(queue, id string) string { return "taskstack:{" + queue + "}:canc
 // is not refused but marked cancelled, in the same step, so that a task that
 // starts between a look and a delete is still stopped.
 //
-// KEYS: task key, cancel mark. ARGV: id, queue key prefix, mark TTL (s).
+// KEYS: task key, cancel mark, attempts. ARGV: id, queue key prefix, mark
+// TTL (s).
 // Returns 1 deleted, 0 not found, -1 active (marked).
 var deleteScript = redis.NewScript(`
 if redis.call("EXISTS", KEYS[1]) == 0 then
@@ -51,7 +52,7 @@ local unique_key = redis.call("HGET", KEYS[1], "unique_key")
 if unique_key and unique_key ~= "" and redis.call("GET", unique_key) == ARGV[1] then
 	redis.call("DEL", unique_key)
 end
-redis.call("DEL", KEYS[1])
+redis.call("DEL", KEYS[1], KEYS[3])
 return 1
 `)
 
@@ -74,7 +75,7 @@ func (s *Store) Delete(ctx context.Context, queue, id string) (Deletion, error) 
 		return 0, ErrNotFound
 	}
 	ttl := strconv.Itoa(int(max(s.retention, 24*time.Hour) / time.Second))
-	n, err := deleteScript.Run(ctx, s.rc, []string{queuePrefix(queue) + "t:" + id, cancelKey(queue, id)}, id, queuePrefix(queue), ttl).Int()
+	n, err := deleteScript.Run(ctx, s.rc, []string{queuePrefix(queue) + "t:" + id, cancelKey(queue, id), attemptsKey(queue, id)}, id, queuePrefix(queue), ttl).Int()
 	if err != nil {
 		return 0, s.wrap(fmt.Sprintf("delete task %s/%s", queue, id), err)
 	}

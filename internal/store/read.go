@@ -36,6 +36,9 @@ type Task struct {
 	NextProcessAt time.Time
 	LastFailedAt  time.Time
 	CompletedAt   time.Time
+	// Attempts are the last MaxAttempts runs, oldest first (read with one
+	// task only: lists leave them out).
+	Attempts []Attempt
 }
 
 func (s *Store) taskFrom(queue, state string, msg, result []byte, hasResult bool, score int64) (Task, error) {
@@ -77,8 +80,11 @@ func (t Task) sortTime() time.Time {
 
 func queuePrefix(queue string) string { return "asynq:{" + queue + "}:" }
 
-// getTaskScript reads one task: its message, state, result and, for the
-// sorted-set states, its score (next run, archive or expiry time).
+// getTaskScript reads one task: its message, state, result, for the
+// sorted-set states its score (next run, archive or expiry time), and its
+// attempts.
+//
+// KEYS: task key, attempts key. ARGV: queue key prefix, id.
 var getTaskScript = redis.NewScript(`
 local msg, state, result = unpack(redis.call("HMGET", KEYS[1], "msg", "state", "result"))
 if not msg then
@@ -88,12 +94,12 @@ local score = false
 if state == "scheduled" or state == "retry" or state == "archived" or state == "completed" then
 	score = redis.call("ZSCORE", ARGV[1] .. state, ARGV[2])
 end
-return {msg, state, result, score}
+return {msg, state, result, score, redis.call("LRANGE", KEYS[2], 0, -1)}
 `)
 
 // Task reads one task; ErrNotFound when the queue holds no task with id.
 func (s *Store) Task(ctx context.Context, queue, id string) (Task, error) {
-	res, err := getTaskScript.Run(ctx, s.rc, []string{queuePrefix(queue) + "t:" + id}, queuePrefix(queue), id).Result()
+	res, err := getTaskScript.Run(ctx, s.rc, []string{queuePrefix(queue) + "t:" + id, attemptsKey(queue, id)}, queuePrefix(queue), id).Result()
 	if errors.Is(err, redis.Nil) {
 		return Task{}, ErrNotFound
 	}
@@ -125,6 +131,9 @@ func (s *Store) parseTask(queue, id string, res any) (Task, error) {
 	if err != nil {
 		return Task{}, fmt.Errorf("read task %s/%s: %w", queue, id, err)
 	}
+	if len(vals) > 4 {
+		t.Attempts = parseAttempts(queue, id, vals[4])
+	}
 	return t, nil
 }
 
@@ -133,7 +142,7 @@ func (s *Store) Find(ctx context.Context, id string) (Task, error) {
 	pipe := s.rc.Pipeline()
 	cmds := make([]*redis.Cmd, len(s.queues))
 	for i, q := range s.queues {
-		cmds[i] = getTaskScript.EvalSha(ctx, pipe, []string{queuePrefix(q) + "t:" + id}, queuePrefix(q), id)
+		cmds[i] = getTaskScript.EvalSha(ctx, pipe, []string{queuePrefix(q) + "t:" + id, attemptsKey(q, id)}, queuePrefix(q), id)
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {

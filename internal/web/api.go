@@ -16,6 +16,9 @@ type links struct {
 	Self string `json:"self,omitempty"`
 	Next string `json:"next,omitempty"`
 	Prev string `json:"prev,omitempty"`
+	// A task's trace and log lines, when links are configured.
+	Trace string `json:"trace,omitempty"`
+	Logs  string `json:"logs,omitempty"`
 }
 
 type createdTask struct {

@@ -161,7 +161,7 @@ func (s *Server) taskSnapshot(ctx context.Context, queue, id string) (*snapshot,
 		if err != nil {
 			return nil, err
 		}
-		return toTaskJSON(t), nil
+		return toTaskDetail(t, s.links), nil
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"taskstack/internal/guard"
 	"taskstack/internal/store"
@@ -32,9 +33,12 @@ type pageRenderer struct {
 
 func newPageRenderer() (*pageRenderer, error) {
 	t, err := template.New("").Funcs(template.FuncMap{
-		"ago":   ago,
-		"until": until,
-		"stamp": stamp,
+		"ago":       ago,
+		"until":     until,
+		"stamp":     stamp,
+		"at":        func(t time.Time) *time.Time { return &t },
+		"seconds":   func(f float64) string { return humanSeconds(f) },
+		"eventText": eventText,
 		"iso": func(t *time.Time) string {
 			if t == nil {
 				return ""
@@ -111,12 +115,26 @@ func stamp(t *time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04:05 UTC")
 }
 
+// maxShownPayload bounds the payload a task page shows (the API answer
+// has all of it).
+const maxShownPayload = 8 << 10
+
+// prettyJSON indents a payload for a person, cut after maxShownPayload
+// bytes (at a character boundary) with a note of what was left out.
 func prettyJSON(raw json.RawMessage) string {
 	var buf bytes.Buffer
-	if err := json.Indent(&buf, raw, "", "  "); err != nil {
-		return string(raw)
+	out := string(raw)
+	if err := json.Indent(&buf, raw, "", "  "); err == nil {
+		out = buf.String()
 	}
-	return buf.String()
+	if len(out) <= maxShownPayload {
+		return out
+	}
+	cut := maxShownPayload
+	for cut > 0 && !utf8.RuneStart(out[cut]) {
+		cut--
+	}
+	return out[:cut] + fmt.Sprintf("\n… %d more bytes: see the task as JSON", len(out)-cut)
 }
 
 // ui renders errors as a page a person can read.
@@ -404,5 +422,45 @@ func (s *Server) taskPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.page.render(w, http.StatusOK, "task.html", map[string]any{"Links": s.navLinks(r), "Task": snap.val.(taskJSON)})
+	return s.page.render(w, http.StatusOK, "task.html", map[string]any{"Links": s.navLinks(r), "Task": snap.val.(taskDetail)})
+}
+
+// humanSeconds words a duration in seconds: 12ms, 1.5s, 2m3s.
+func humanSeconds(f float64) string {
+	d := time.Duration(f * float64(time.Second))
+	switch {
+	case d < time.Millisecond:
+		return "<1ms"
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(10 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// eventText words a timeline event for a person (app.js words it the same).
+func eventText(e timelineEvent) string {
+	n := fmt.Sprint(e.Attempt)
+	switch e.Event {
+	case eventEnqueued:
+		return "Submitted"
+	case eventScheduled:
+		return "Due"
+	case eventAttemptStarted:
+		return "Attempt " + n + " started"
+	case eventAttemptSucceeded:
+		return "Attempt " + n + " succeeded"
+	case eventAttemptFailed:
+		return "Attempt " + n + " failed"
+	case eventRunning:
+		return "Attempt " + n + " running"
+	case eventRetryScheduled:
+		return "Attempt " + n + " due"
+	case eventCompleted:
+		return "Completed"
+	case eventArchived:
+		return "Archived: failed for good"
+	}
+	return e.Event
 }

@@ -43,6 +43,12 @@ type Options struct {
 	// LiveInterval is how old a list, queue or task snapshot may be before
 	// it is read again, and how often live views are pushed (1s when zero).
 	LiveInterval time.Duration
+	// A task's links to its trace ({trace_id}) and log lines ({task_id},
+	// {queue}, {trace_id}), or the command that finds its log lines
+	// ({task_id}); "" leaves each out.
+	TraceURLTemplate    string
+	LogsURLTemplate     string
+	LogsCommandTemplate string
 
 	Logger     *slog.Logger
 	Registry   prometheus.Registerer
@@ -59,6 +65,7 @@ type Server struct {
 	auth     *guard.Authenticator
 	httpm    *telemetry.HTTPMetrics
 	audit    *audit.Recorder
+	links    taskLinks
 	enqueued *prometheus.CounterVec
 	rejected *prometheus.CounterVec
 	lists    chan struct{}
@@ -97,6 +104,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		o: o, store: o.Store, cat: o.Catalogue, log: o.Logger, auth: o.Auth,
+		links: taskLinks{trace: o.TraceURLTemplate, logs: o.LogsURLTemplate, logsCommand: o.LogsCommandTemplate},
 		lists: make(chan struct{}, o.MaxLists), streams: make(chan struct{}, maxEventStreams),
 		live: newSnapshots(o.LiveInterval, 512), errLog: newSampledLog(o.Logger, 5*time.Second),
 	}

@@ -127,6 +127,11 @@ type MiddlewareOptions struct {
 	// Cancels, when set, is asked whether a retried task was cancelled on
 	// request (DELETE of an active task); such a task is not run again.
 	Cancels CancelChecker
+	// Attempts, when set, is given every attempt's record for the task's
+	// history (it must not block).
+	Attempts func(store.Attempt)
+	// Worker names this process in attempt records (its host name).
+	Worker string
 }
 
 // Middleware continues the trace carried in the task's headers in a
@@ -198,8 +203,16 @@ func Middleware(o MiddlewareOptions) asynq.MiddlewareFunc {
 				defer ser.inFlight.Dec()
 				return next.ProcessTask(ctx, t)
 			}()
-			elapsed := time.Since(start)
+			end := time.Now()
+			elapsed := end.Sub(start)
 			telemetry.ObserveWithExemplar(ctx, ser.duration, elapsed.Seconds())
+			if o.Attempts != nil && t.Type() != tasks.TypeCanary {
+				a := store.Attempt{Queue: queue, TaskID: id, N: retried + 1, StartedAt: start, FinishedAt: end, Worker: o.Worker}
+				if err != nil {
+					a.Error = err.Error()
+				}
+				o.Attempts(a)
+			}
 
 			attrs := func() []any {
 				return []any{

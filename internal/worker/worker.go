@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -37,6 +38,9 @@ type Options struct {
 	// Cancels, when set, keeps tasks cancelled through the API from being
 	// retried.
 	Cancels CancelChecker
+	// Attempts, when set, keeps each task's attempts (start, end, error),
+	// written in batches off the tasks' path.
+	Attempts AttemptStore
 
 	// Queues maps queue names to weights.
 	Queues         map[string]int
@@ -88,6 +92,8 @@ type Worker struct {
 	log     *slog.Logger
 	servers []*asynq.Server
 	mux     *asynq.ServeMux
+	// attempts is nil without Options.Attempts.
+	attempts *attemptLog
 }
 
 // New builds the servers; nothing runs until Run or Start.
@@ -109,13 +115,21 @@ func New(o Options) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	mux := asynq.NewServeMux()
-	mux.Use(Middleware(MiddlewareOptions{
+	w := &Worker{o: o, log: o.Logger}
+	mo := MiddlewareOptions{
 		Metrics: metrics, Tracer: o.Tracer, Propagator: o.Propagator, Logger: o.Logger, Cancels: o.Cancels,
-	}))
-	o.Catalogue.Register(mux)
+	}
+	if o.Attempts != nil {
+		if w.attempts, err = newAttemptLog(o.Attempts, o.Logger, o.Registry); err != nil {
+			return nil, err
+		}
+		mo.Attempts = w.attempts.add
+		mo.Worker, _ = os.Hostname()
+	}
+	w.mux = asynq.NewServeMux()
+	w.mux.Use(Middleware(mo))
+	o.Catalogue.Register(w.mux)
 
-	w := &Worker{o: o, log: o.Logger, mux: mux}
 	for range max(1, o.Servers) {
 		w.servers = append(w.servers, asynq.NewServerFromRedisClient(o.Redis, asynq.Config{
 			Queues:            o.Queues,
@@ -165,10 +179,16 @@ func asynqLevel(l *slog.Logger) asynq.LogLevel {
 
 // Start starts every dequeue loop.
 func (w *Worker) Start() error {
+	if w.attempts != nil {
+		go w.attempts.run()
+	}
 	for i, s := range w.servers {
 		if err := s.Start(w.mux); err != nil {
 			for _, started := range w.servers[:i] {
 				started.Shutdown()
+			}
+			if w.attempts != nil {
+				w.attempts.close()
 			}
 			return fmt.Errorf("start asynq server: %w", err)
 		}
@@ -192,6 +212,9 @@ func (w *Worker) Shutdown() {
 	}
 	for range w.servers {
 		<-done
+	}
+	if w.attempts != nil {
+		w.attempts.close()
 	}
 }
 

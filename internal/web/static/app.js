@@ -511,6 +511,52 @@
 
   // ---- detail page ------------------------------------------------------
 
+  // The same wording as page.go's eventText.
+  function eventText(e) {
+    const n = e.attempt;
+    switch (e.event) {
+      case "enqueued": return "Submitted";
+      case "scheduled": return "Due";
+      case "attempt_started": return "Attempt " + n + " started";
+      case "attempt_succeeded": return "Attempt " + n + " succeeded";
+      case "attempt_failed": return "Attempt " + n + " failed";
+      case "running": return "Attempt " + n + " running";
+      case "retry_scheduled": return "Attempt " + n + " due";
+      case "completed": return "Completed";
+      case "archived": return "Archived: failed for good";
+    }
+    return e.event;
+  }
+
+  // The same format as page.go's humanSeconds (near enough).
+  function seconds(f) {
+    if (f < 0.001) return "<1ms";
+    if (f < 1) return Math.round(f * 1000) + "ms";
+    if (f < 60) return (Math.round(f * 100) / 100) + "s";
+    return Math.floor(f / 60) + "m" + Math.round(f % 60) + "s";
+  }
+
+  function timelineItems(events) {
+    if (!events || events.length === 0) return [el("li", { text: "Nothing recorded yet." })];
+    return events.map((e) =>
+      el("li", { class: "event event-" + e.event, "data-event": e.event },
+        e.at ? el("time", { datetime: e.at, text: stamp(e.at) }) : el("time", { text: "now" }),
+        " ",
+        el("span", { class: "what", text: eventText(e) }),
+        e.error ? " " : null,
+        e.error ? el("samp", { class: "err", text: e.error }) : null));
+  }
+
+  function attemptRows(attempts) {
+    return (attempts || []).map((a) =>
+      el("tr", {},
+        el("th", { scope: "row", text: String(a.attempt) }),
+        el("td", {}, el("time", { datetime: a.started_at, text: stamp(a.started_at) })),
+        el("td", { text: seconds(a.duration_seconds) }),
+        el("td", {}, a.error ? el("samp", { class: "err", text: a.error }) : "succeeded"),
+        el("td", { text: a.worker || "—" })));
+  }
+
   function detailPage(card) {
     const setLive = liveNote();
     const set = (id, text, build) => {
@@ -520,6 +566,7 @@
       e.replaceChildren(...(build ? build() : [text]));
     };
     let done = false;
+    let finishedAt = 0;
     function gone() {
       done = true;
       setLive(false);
@@ -538,10 +585,30 @@
       set("error", t.last_error || "—");
       document.getElementById("detail-error").classList.toggle("err", !!t.last_error);
       set("retried", t.retried + " of " + t.max_retry);
+      set("retries_left", t.retries_left === null || t.retries_left === undefined ? "—" : String(t.retries_left));
+      const timeline = document.getElementById("timeline");
+      const tkey = JSON.stringify(t.timeline || []);
+      if (timeline && timeline.dataset.key !== tkey) {
+        timeline.dataset.key = tkey;
+        timeline.replaceChildren(...timelineItems(t.timeline));
+      }
+      const rows = document.getElementById("attempt-rows");
+      const akey = JSON.stringify(t.attempts || []);
+      if (rows && rows.dataset.key !== akey) {
+        rows.dataset.key = akey;
+        rows.replaceChildren(...attemptRows(t.attempts));
+        document.getElementById("attempts-section").hidden = !(t.attempts && t.attempts.length);
+      }
       for (const k of ["enqueued_at", "next_process_at", "last_failed_at", "completed_at"]) set(k, stamp(t[k]));
+      // Finished: nothing more will change, but for the last attempt's
+      // record, which its worker writes a moment after the task ends.
       if (FINAL.has(t.state)) {
-        done = true;
-        document.getElementById("live").hidden = true; // Finished: nothing more will change.
+        finishedAt = finishedAt || Date.now();
+        const lastRecorded = (t.attempts || []).some((a) => a.attempt === t.retried + 1 || (t.state === "archived" && a.attempt === t.retried));
+        if (lastRecorded || Date.now() - finishedAt > 3000) {
+          done = true;
+          document.getElementById("live").hidden = true;
+        }
       }
     }
     const query = new URLSearchParams({ view: "task", queue: card.dataset.queue, id: card.dataset.id });

@@ -1,0 +1,80 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// MaxAttempts is how many attempts of one task are kept: the last ones.
+const MaxAttempts = 20
+
+// MaxAttemptError bounds an attempt's error as stored.
+const MaxAttemptError = 1000
+
+// Attempt is one run of a task, as its worker recorded it when it ended.
+// asynq keeps only the last error; the store keeps each attempt.
+type Attempt struct {
+	Queue  string `json:"-"`
+	TaskID string `json:"-"`
+	// N counts from 1.
+	N          int       `json:"n"`
+	StartedAt  time.Time `json:"-"`
+	FinishedAt time.Time `json:"-"`
+	// Error is empty for a success.
+	Error string `json:"err,omitempty"`
+	// Worker is the host (pod) that ran it.
+	Worker string `json:"w,omitempty"`
+	// Times as stored: Unix milliseconds.
+	Start int64 `json:"s"`
+	End   int64 `json:"e"`
+}
+
+// attemptsKey holds a task's attempts (a list of JSON records, oldest
+// first). It carries the queue's hash tag: the task read script reads it
+// beside the task on the task's Redis Cluster node.
+func attemptsKey(queue, id string) string { return "taskstack:{" + queue + "}:attempts:" + id }
+
+// RecordAttempts appends attempts to their tasks' histories in one round
+// trip, keeping the last MaxAttempts of each for as long as completed
+// tasks are kept (at least a day).
+func (s *Store) RecordAttempts(ctx context.Context, as []Attempt) error {
+	if len(as) == 0 {
+		return nil
+	}
+	ttl := max(s.retention, 24*time.Hour)
+	pipe := s.rc.Pipeline()
+	for _, a := range as {
+		if len(a.Error) > MaxAttemptError {
+			a.Error = a.Error[:MaxAttemptError] + "…"
+		}
+		a.Start, a.End = a.StartedAt.UnixMilli(), a.FinishedAt.UnixMilli()
+		b, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		k := attemptsKey(a.Queue, a.TaskID)
+		pipe.RPush(ctx, k, b)
+		pipe.LTrim(ctx, k, -MaxAttempts, -1)
+		pipe.PExpire(ctx, k, ttl)
+	}
+	_, err := pipe.Exec(ctx)
+	return s.wrap("record attempts", err)
+}
+
+// parseAttempts decodes the stored records, skipping any it cannot read.
+func parseAttempts(queue, id string, raw any) []Attempt {
+	list, _ := raw.([]any)
+	out := make([]Attempt, 0, len(list))
+	for _, r := range list {
+		str, _ := r.(string)
+		var a Attempt
+		if json.Unmarshal([]byte(str), &a) != nil {
+			continue
+		}
+		a.Queue, a.TaskID = queue, id
+		a.StartedAt, a.FinishedAt = time.UnixMilli(a.Start), time.UnixMilli(a.End)
+		out = append(out, a)
+	}
+	return out
+}
