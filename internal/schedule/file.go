@@ -178,114 +178,162 @@ var entryFields = []string{"name", "cron", "type", "payload", "queue", "timezone
 
 func parseEntry(ferr *FileError, i int, n *yaml.Node, cat *tasks.Catalogue) (Entry, bool) {
 	before := len(ferr.Fields)
-	label := fmt.Sprintf("entries[%d]", i)
+	ep := &entryParser{ferr: ferr, entry: n, label: fmt.Sprintf("entries[%d]", i), nodes: map[string]*yaml.Node{}}
 	if n.Kind != yaml.MappingNode {
-		ferr.add(n.Line, label, "", "must be a mapping (name, cron, type, payload, queue, timezone, enabled)")
+		ferr.add(n.Line, ep.label, "", "must be a mapping (name, cron, type, payload, queue, timezone, enabled)")
 		return Entry{}, false
 	}
 	e := Entry{Line: n.Line, Enabled: true}
-	nodes := map[string]*yaml.Node{}
-	var unknown, twice []*yaml.Node
+	unknown, twice := ep.index()
+	e.Name = ep.name()
+	for _, k := range unknown {
+		ferr.add(k.Line, ep.label, k.Value, "is not a known field (known: %s)", strings.Join(entryFields, ", "))
+	}
+	for _, k := range twice {
+		ferr.add(k.Line, ep.label, k.Value, "is given twice")
+	}
+	e.Cron = ep.str("cron", true)
+	e.Timezone = ep.str("timezone", false)
+	e.Type = ep.str("type", true)
+	e.Queue = ep.str("queue", false)
+	if v := ep.nodes["enabled"]; v != nil {
+		if v.Kind != yaml.ScalarNode || v.Decode(&e.Enabled) != nil || v.Tag != "!!bool" {
+			ferr.add(v.Line, ep.label, "enabled", "must be true or false")
+		}
+	}
+	e.spec = ep.spec(e.Cron, e.Timezone)
+	payload, ok := ep.payload()
+	e.Payload = payload
+	if e.Type != "" && ok {
+		if p, ok := ep.prepare(cat, tasks.Request{Type: e.Type, Payload: e.Payload, Queue: e.Queue}); ok {
+			e.prepared, e.Queue = p, p.Queue
+		}
+	}
+	return e, len(ferr.Fields) == before
+}
+
+// entryParser reads one entry's fields, adding what is wrong to ferr
+// under the entry's label (its name once known, else its position).
+type entryParser struct {
+	ferr  *FileError
+	entry *yaml.Node
+	label string
+	nodes map[string]*yaml.Node
+}
+
+// index maps the entry's known fields to their values and returns the
+// unknown and repeated keys.
+func (ep *entryParser) index() (unknown, twice []*yaml.Node) {
+	n := ep.entry
 	for j := 0; j+1 < len(n.Content); j += 2 {
 		k, v := n.Content[j], n.Content[j+1]
 		switch {
 		case !slices.Contains(entryFields, k.Value):
 			unknown = append(unknown, k)
-		case nodes[k.Value] != nil:
+		case ep.nodes[k.Value] != nil:
 			twice = append(twice, k)
 		default:
-			nodes[k.Value] = v
+			ep.nodes[k.Value] = v
 		}
 	}
-	str := func(field string, required bool) string {
-		v := nodes[field]
-		if v == nil {
-			if required {
-				ferr.add(n.Line, label, field, "is required")
-			}
-			return ""
+	return unknown, twice
+}
+
+// str reads a string field.
+func (ep *entryParser) str(field string, required bool) string {
+	v := ep.nodes[field]
+	if v == nil {
+		if required {
+			ep.ferr.add(ep.entry.Line, ep.label, field, "is required")
 		}
-		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
-			ferr.add(v.Line, label, field, "must be a string")
-			return ""
-		}
-		return strings.TrimSpace(v.Value)
+		return ""
 	}
-	e.Name = str("name", true)
+	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+		ep.ferr.add(v.Line, ep.label, field, "must be a string")
+		return ""
+	}
+	return strings.TrimSpace(v.Value)
+}
+
+// name reads and checks the entry's name, which becomes its label.
+func (ep *entryParser) name() string {
+	name := ep.str("name", true)
 	switch {
-	case e.Name == "" && nodes["name"] != nil:
-		ferr.add(nodes["name"].Line, label, "name", "must not be empty")
-	case e.Name != "" && !validName.MatchString(e.Name):
-		ferr.add(nodes["name"].Line, label, "name", "%q must be lower-case letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)", e.Name)
-	case e.Name != "":
-		label = strconv.Quote(e.Name)
+	case name == "" && ep.nodes["name"] != nil:
+		ep.ferr.add(ep.nodes["name"].Line, ep.label, "name", "must not be empty")
+	case name != "" && !validName.MatchString(name):
+		ep.ferr.add(ep.nodes["name"].Line, ep.label, "name", "%q must be lower-case letters, digits, '.', '_' or '-' (at most 63, starting with a letter or digit)", name)
+	case name != "":
+		ep.label = strconv.Quote(name)
 	}
-	for _, k := range unknown {
-		ferr.add(k.Line, label, k.Value, "is not a known field (known: %s)", strings.Join(entryFields, ", "))
-	}
-	for _, k := range twice {
-		ferr.add(k.Line, label, k.Value, "is given twice")
-	}
-	e.Cron = str("cron", true)
-	e.Timezone = str("timezone", false)
-	e.Type = str("type", true)
-	e.Queue = str("queue", false)
-	if v := nodes["enabled"]; v != nil {
-		if v.Kind != yaml.ScalarNode || v.Decode(&e.Enabled) != nil || v.Tag != "!!bool" {
-			ferr.add(v.Line, label, "enabled", "must be true or false")
-		}
-	}
+	return name
+}
 
+// spec reads the cron field in its time zone; nil when either is wrong.
+func (ep *entryParser) spec(cron, timezone string) spec {
 	var loc *time.Location
-	if e.Timezone != "" {
+	if timezone != "" {
 		var err error
-		if loc, err = time.LoadLocation(e.Timezone); err != nil {
-			ferr.add(nodes["timezone"].Line, label, "timezone", "%q is not a time zone (use an IANA name such as Europe/Paris or UTC)", e.Timezone)
+		if loc, err = time.LoadLocation(timezone); err != nil {
+			ep.ferr.add(ep.nodes["timezone"].Line, ep.label, "timezone", "%q is not a time zone (use an IANA name such as Europe/Paris or UTC)", timezone)
 		}
 	}
-	if e.Cron != "" {
-		sp, err := parseSpec(e.Cron, loc)
-		switch {
-		case err != nil:
-			ferr.add(nodes["cron"].Line, label, "cron", "%v", err)
-		case e.Timezone != "" && isEvery(sp):
-			ferr.add(nodes["timezone"].Line, label, "timezone", "has no effect on @every (its ticks are counted from the Unix epoch); remove it")
-		case sp.Next(time.Now()).IsZero():
-			ferr.add(nodes["cron"].Line, label, "cron", "%q never fires", e.Cron)
-		default:
-			e.spec = sp
-		}
+	if cron == "" {
+		return nil
 	}
+	sp, err := parseSpec(cron, loc)
+	switch {
+	case err != nil:
+		ep.ferr.add(ep.nodes["cron"].Line, ep.label, "cron", "%v", err)
+	case timezone != "" && isEvery(sp):
+		ep.ferr.add(ep.nodes["timezone"].Line, ep.label, "timezone", "has no effect on @every (its ticks are counted from the Unix epoch); remove it")
+	case sp.Next(time.Now()).IsZero():
+		ep.ferr.add(ep.nodes["cron"].Line, ep.label, "cron", "%q never fires", cron)
+	default:
+		return sp
+	}
+	return nil
+}
 
-	payloadOK := true
-	if v := nodes["payload"]; v != nil {
-		var raw any
-		if err := v.Decode(&raw); err != nil {
-			payloadOK = false
-			ferr.add(v.Line, label, "payload", "could not be read: %v", err)
-		} else if b, err := json.Marshal(raw); err != nil {
-			payloadOK = false
-			ferr.add(v.Line, label, "payload", "must be a mapping with string keys")
-		} else if raw != nil {
-			e.Payload = b
-		}
+// payload reads the payload mapping as JSON (nil when absent); ok is
+// false when it cannot be read.
+func (ep *entryParser) payload() (json.RawMessage, bool) {
+	v := ep.nodes["payload"]
+	if v == nil {
+		return nil, true
 	}
-	if e.Type != "" && payloadOK {
-		p, err := cat.Prepare(tasks.Request{Type: e.Type, Payload: e.Payload, Queue: e.Queue})
-		var verr *tasks.ValidationError
-		switch {
-		case errors.As(err, &verr):
-			for _, f := range verr.Fields {
-				ferr.add(fieldLine(n, nodes, f.Field), label, f.Field, "%s", f.Message)
-			}
-		case err != nil:
-			ferr.add(n.Line, label, "", "%v", err)
-		default:
-			e.prepared = p
-			e.Queue = p.Queue
-		}
+	var raw any
+	if err := v.Decode(&raw); err != nil {
+		ep.ferr.add(v.Line, ep.label, "payload", "could not be read: %v", err)
+		return nil, false
 	}
-	return e, len(ferr.Fields) == before
+	b, err := json.Marshal(raw)
+	if err != nil {
+		ep.ferr.add(v.Line, ep.label, "payload", "must be a mapping with string keys")
+		return nil, false
+	}
+	if raw == nil {
+		return nil, true
+	}
+	return b, true
+}
+
+// prepare validates the task through the catalogue, as the API would,
+// naming each bad field at its line.
+func (ep *entryParser) prepare(cat *tasks.Catalogue, r tasks.Request) (tasks.Prepared, bool) {
+	p, err := cat.Prepare(r)
+	var verr *tasks.ValidationError
+	switch {
+	case errors.As(err, &verr):
+		for _, f := range verr.Fields {
+			ep.ferr.add(fieldLine(ep.entry, ep.nodes, f.Field), ep.label, f.Field, "%s", f.Message)
+		}
+	case err != nil:
+		ep.ferr.add(ep.entry.Line, ep.label, "", "%v", err)
+	default:
+		return p, true
+	}
+	return tasks.Prepared{}, false
 }
 
 func isEvery(s spec) bool { _, ok := s.(every); return ok }

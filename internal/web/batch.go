@@ -64,86 +64,12 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) error {
 		return newProblem(http.StatusUnprocessableEntity, "the batch is too large",
 			fieldError("tasks", fmt.Sprintf("must hold at most %d tasks, got %d", MaxBatchItems, len(body.Tasks))))
 	}
-	results := make([]batchResult, len(body.Tasks))
-	refuse := func(i int, err error) {
-		p := classify(err)
-		results[i] = batchResult{Index: i, Status: p.Status, Title: p.Title, Detail: p.Detail, Errors: p.Errors}
-	}
-	// Decode and validate every item first.
-	type job struct {
-		i   int
-		p   tasks.Prepared
-		key string
-	}
-	var jobs []job
-	perQueue := map[string]int{}
-	for i, raw := range body.Tasks {
-		var it batchItem
-		if err := tasks.DecodeStrict(bytesReader(raw), &it); err != nil {
-			refuse(i, err)
-			s.countEnqueue("", "", err)
-			continue
-		}
-		p, err := s.cat.Prepare(it.Request)
-		if err != nil {
-			refuse(i, err)
-			s.countEnqueue(p.Type, p.Queue, err)
-			continue
-		}
-		jobs = append(jobs, job{i: i, p: p, key: it.IdempotencyKey})
-		perQueue[p.Queue]++
-	}
-	// The caller's rate budget covers as many items as it has tokens for.
-	granted := s.grantSubmits(r, len(jobs))
-	for _, j := range jobs[granted:] {
-		refuse(j.i, s.rateProblem(len(jobs)-granted))
-	}
-	jobs = jobs[:granted]
-	// A queue at its cap refuses the batch's items for it together.
-	ok := jobs[:0]
-	for _, j := range jobs {
-		if err := s.store.Admit(j.p.Queue, perQueue[j.p.Queue]); err != nil {
-			refuse(j.i, err)
-			s.countEnqueue(j.p.Type, j.p.Queue, err)
-			continue
-		}
-		ok = append(ok, j)
-	}
+	b := &batch{s: s, results: make([]batchResult, len(body.Tasks))}
+	jobs := b.prepare(body.Tasks)
+	jobs = b.admit(r, jobs)
 	ctx, cancel := s.requestContext(r)
 	defer cancel()
-	work := make(chan job)
-	var wg sync.WaitGroup
-	for range min(batchWorkers, len(ok)) {
-		wg.Go(func() {
-			for j := range work {
-				var e store.Enqueued
-				var err error
-				if j.key != "" {
-					e, err = s.store.EnqueueOnce(ctx, j.key, j.p)
-				} else {
-					e, err = s.store.Enqueue(ctx, j.p)
-				}
-				if err != nil {
-					refuse(j.i, err)
-					s.countEnqueue(j.p.Type, j.p.Queue, err)
-					continue
-				}
-				status := http.StatusAccepted
-				if e.Replayed {
-					status = http.StatusOK
-				} else {
-					s.countEnqueue(j.p.Type, j.p.Queue, nil)
-				}
-				self := taskPath(e.Queue, e.ID)
-				results[j.i] = batchResult{Index: j.i, Status: status, ID: e.ID, Queue: e.Queue, Type: e.Type, State: e.State, Links: &links{Self: self}}
-			}
-		})
-	}
-	for _, j := range ok {
-		work <- j
-	}
-	close(work)
-	wg.Wait()
+	b.enqueue(ctx, jobs)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		s.log.WarnContext(r.Context(), "batch ran past the request deadline", "items", len(body.Tasks))
 	}
@@ -153,14 +79,119 @@ func (s *Server) createBatch(w http.ResponseWriter, r *http.Request) error {
 	for _, raw := range body.Tasks {
 		note.PayloadBytes += len(raw)
 	}
-	for _, res := range results {
+	for _, res := range b.results {
 		counts[res.Status]++
 		if res.ID != "" {
 			note.TaskIDs = append(note.TaskIDs, res.ID)
 		}
 	}
 	note.Detail = batchDetail(counts)
-	return writeJSON(w, http.StatusMultiStatus, map[string]any{"results": results, "counts": counts})
+	return writeJSON(w, http.StatusMultiStatus, map[string]any{"results": b.results, "counts": counts})
+}
+
+// batch is one batch on its way: each item ends with a result, created
+// or refused (results are written by one goroutine per item at a time).
+type batch struct {
+	s       *Server
+	results []batchResult
+}
+
+// batchJob is a validated item.
+type batchJob struct {
+	i   int
+	p   tasks.Prepared
+	key string
+}
+
+func (b *batch) refuse(i int, err error) {
+	p := classify(err)
+	b.results[i] = batchResult{Index: i, Status: p.Status, Title: p.Title, Detail: p.Detail, Errors: p.Errors}
+}
+
+// prepare decodes and validates every item; the invalid ones are refused.
+func (b *batch) prepare(items []json.RawMessage) []batchJob {
+	var jobs []batchJob
+	for i, raw := range items {
+		var it batchItem
+		if err := tasks.DecodeStrict(bytesReader(raw), &it); err != nil {
+			b.refuse(i, err)
+			b.s.countEnqueue("", "", err)
+			continue
+		}
+		p, err := b.s.cat.Prepare(it.Request)
+		if err != nil {
+			b.refuse(i, err)
+			b.s.countEnqueue(p.Type, p.Queue, err)
+			continue
+		}
+		jobs = append(jobs, batchJob{i: i, p: p, key: it.IdempotencyKey})
+	}
+	return jobs
+}
+
+// admit keeps the jobs the caller's rate budget covers (as many as it has
+// tokens for) and whose queue has room; a queue at its cap refuses the
+// batch's items for it together.
+func (b *batch) admit(r *http.Request, jobs []batchJob) []batchJob {
+	granted := b.s.grantSubmits(r, len(jobs))
+	for _, j := range jobs[granted:] {
+		b.refuse(j.i, b.s.rateProblem(len(jobs)-granted))
+	}
+	jobs = jobs[:granted]
+	perQueue := map[string]int{}
+	for _, j := range jobs {
+		perQueue[j.p.Queue]++
+	}
+	ok := jobs[:0]
+	for _, j := range jobs {
+		if err := b.s.store.Admit(j.p.Queue, perQueue[j.p.Queue]); err != nil {
+			b.refuse(j.i, err)
+			b.s.countEnqueue(j.p.Type, j.p.Queue, err)
+			continue
+		}
+		ok = append(ok, j)
+	}
+	return ok
+}
+
+// enqueue enqueues the jobs, batchWorkers at a time.
+func (b *batch) enqueue(ctx context.Context, jobs []batchJob) {
+	work := make(chan batchJob)
+	var wg sync.WaitGroup
+	for range min(batchWorkers, len(jobs)) {
+		wg.Go(func() {
+			for j := range work {
+				b.enqueueOne(ctx, j)
+			}
+		})
+	}
+	for _, j := range jobs {
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+}
+
+func (b *batch) enqueueOne(ctx context.Context, j batchJob) {
+	var e store.Enqueued
+	var err error
+	if j.key != "" {
+		e, err = b.s.store.EnqueueOnce(ctx, j.key, j.p)
+	} else {
+		e, err = b.s.store.Enqueue(ctx, j.p)
+	}
+	if err != nil {
+		b.refuse(j.i, err)
+		b.s.countEnqueue(j.p.Type, j.p.Queue, err)
+		return
+	}
+	status := http.StatusAccepted
+	if e.Replayed {
+		status = http.StatusOK
+	} else {
+		b.s.countEnqueue(j.p.Type, j.p.Queue, nil)
+	}
+	b.results[j.i] = batchResult{Index: j.i, Status: status, ID: e.ID, Queue: e.Queue, Type: e.Type, State: e.State, Links: &links{Self: taskPath(e.Queue, e.ID)}}
 }
 
 // batchDetail words a batch's counts by status for its audit line:
