@@ -26,7 +26,7 @@ FUZZTIME ?= 10m
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
 
-## test-deps: only install the suite's system packages (redis-server, prometheus, chromium)
+## test-deps: only install the suite's system packages (redis-server, redis-sentinel, redis-tools, prometheus, chromium)
 test-deps:
 	bash scripts/test-deps.sh
 

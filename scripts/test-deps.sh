@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite runs for real: redis-server,
-# redis-sentinel, prometheus (with promtool) and chromium. As root it uses
+# redis-sentinel and redis-cli (the fault suite), prometheus (with promtool) and chromium. As root it uses
 # apt-get; otherwise it says exactly what to install and fails.
 #
 # It never stops a process by name: the tests start their own servers on
@@ -12,6 +12,7 @@ set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-sentinel >/dev/null || missing+=(redis-sentinel)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
 { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing+=(prometheus)
 { command -v chromium >/dev/null || command -v chromium-browser >/dev/null; } || missing+=(chromium)
 

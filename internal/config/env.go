@@ -196,17 +196,21 @@ func (e *env) Addr(name, def, help string) string {
 // also in strings that do not parse as one, so that no error or log line
 // ever carries a password.
 func Redact(raw string) string {
-	if u, err := url.Parse(raw); err == nil && u.User != nil {
+	// An '@' outside the user information url.Parse found (in a path or
+	// query, after a typo) may follow a password: cut as below.
+	if u, err := url.Parse(raw); err == nil && u.User != nil && !strings.Contains(u.Opaque+u.Path+u.RawQuery+u.Fragment, "@") {
 		if _, has := u.User.Password(); has {
 			u.User = url.UserPassword(u.User.Username(), "xxxxx")
 		}
 		return u.String()
 	}
-	// Unparsable: cut everything between the scheme and the last '@'.
-	if i := strings.Index(raw, "://"); i >= 0 {
-		if j := strings.LastIndex(raw, "@"); j > i {
-			return raw[:i+3] + "xxxxx" + raw[j:]
+	// Otherwise cut everything between the scheme (if any) and the last '@'.
+	if j := strings.LastIndex(raw, "@"); j >= 0 {
+		prefix := ""
+		if i := strings.Index(raw, "://"); i >= 0 && i < j {
+			prefix = raw[:i+3]
 		}
+		return prefix + "xxxxx" + raw[j:]
 	}
 	return raw
 }

@@ -38,6 +38,15 @@ func FuzzRedisURL(f *testing.F) {
 			t.Fatalf("config error shows the password: %v", cerr)
 		}
 
+		// The redactors, also on the URL with its "://" mistyped away.
+		for name, redact := range map[string]func(string) string{"redisconn.Redact": redisconn.Redact, "config.Redact": config.Redact} {
+			for _, u := range []string{raw, scheme + "//" + user + ":" + password + "@" + host + rest} {
+				if got := redact(u); secret && strings.Contains(got, password) {
+					t.Fatalf("%s(%q) = %q keeps the password", name, u, got)
+				}
+			}
+		}
+
 		r, err := redisconn.Resolve(redisconn.Options{URL: raw})
 		if err != nil {
 			if secret && strings.Contains(err.Error(), password) {
@@ -57,9 +66,6 @@ func FuzzRedisURL(f *testing.F) {
 		if r.Mode == redisconn.Single && !r.Single.ContextTimeoutEnabled ||
 			r.Mode == redisconn.Sentinel && !r.Sentinel.ContextTimeoutEnabled {
 			t.Fatalf("%q: context deadlines would not reach Redis", raw)
-		}
-		if got := redisconn.Redact(raw); secret && strings.Contains(got, password) {
-			t.Fatalf("Redact(%q) = %q keeps the password", raw, got)
 		}
 	})
 }

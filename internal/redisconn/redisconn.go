@@ -193,12 +193,12 @@ func Ping(ctx context.Context, c redis.UniversalClient, timeout time.Duration) e
 }
 
 // Redact hides the password of a Redis URL for errors and logs. A URL
-// whose user information url.Parse does not find where it looks (a typo
+// with an '@' where url.Parse does not look for user information (a typo
 // such as "redis//u:pw@host" or "?://u:pw@host" puts it in the path or the
 // query) has everything before its last '@' hidden instead.
 func Redact(raw string) string {
 	u, err := url.Parse(raw)
-	if err == nil && u.User != nil {
+	if err == nil && !strings.Contains(u.Opaque+u.Path+u.RawQuery+u.Fragment, "@") {
 		return u.Redacted()
 	}
 	if at := strings.LastIndex(raw, "@"); at >= 0 {

@@ -213,8 +213,10 @@ func LookPath(t testing.TB, name string) string {
 
 func debianPackage(bin string) string {
 	switch bin {
-	case "redis-server":
-		return "redis-server"
+	case "redis-server", "redis-sentinel":
+		return bin
+	case "redis-cli":
+		return "redis-tools"
 	case "prometheus", "promtool":
 		return "prometheus"
 	case "chromium":
