@@ -150,15 +150,22 @@ func New(o Options) (*Worker, error) {
 }
 
 // retryDelay is failed's back-off (asynq's default when nil) for failed
-// tasks, and leaseExpired for tasks whose worker died: those did not fail,
-// and a back-off would only add to the time the crash already cost.
+// tasks, leaseExpired for tasks whose worker died (those did not fail, and
+// a back-off would only add to the time the crash already cost), and none
+// for tasks cancelled on request.
 func retryDelay(failed asynq.RetryDelayFunc, leaseExpired time.Duration) asynq.RetryDelayFunc {
 	if failed == nil {
 		failed = asynq.DefaultRetryDelayFunc
 	}
 	return func(n int, err error, t *asynq.Task) time.Duration {
-		if errors.Is(err, asynq.ErrLeaseExpired) {
+		switch {
+		case errors.Is(err, asynq.ErrLeaseExpired):
 			return max(0, leaseExpired)
+		case errors.Is(err, context.Canceled):
+			// Cancelled through the API (asynq requeues, not retries, the
+			// tasks of a worker shutting down): the retry ends the task at
+			// once, archived as cancelled, instead of after a back-off.
+			return 0
 		}
 		return failed(n, err, t)
 	}
