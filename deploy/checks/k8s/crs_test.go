@@ -2,6 +2,8 @@ package k8s
 
 import (
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -154,6 +156,15 @@ func checkPrometheusRule(t *testing.T, _ *rendered, u *unstructured.Unstructured
 			}
 			if rule["expr"] == nil || rule["expr"] == "" {
 				t.Errorf("PrometheusRule %s: rule %s%s has no expr", u.GetName(), alert, record)
+			}
+			// Every alert links its runbook, a path from the repository root
+			// (deploy/checks/compose checks what the runbooks say).
+			if alert != "" {
+				ann, _ := rule["annotations"].(map[string]any)
+				rb, _ := ann["runbook_url"].(string)
+				if _, err := os.Stat(filepath.Join(repoRoot(t), rb)); rb != "docs/runbooks/"+alert+".md" || err != nil {
+					t.Errorf("PrometheusRule %s: alert %s: runbook_url %q, want docs/runbooks/%s.md, an existing file (%v)", u.GetName(), alert, rb, alert, err)
+				}
 			}
 		}
 	}
