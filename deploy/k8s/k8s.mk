@@ -6,7 +6,7 @@
 #   make k8s-load-minikube            load them into minikube
 #   make k8s-secrets ENV=prod         create the git-ignored secret files
 #                                     (random values, one admin token)
-#   make k8s-apply ENV=dev|prod [COMPONENTS="monitoring keda"]
+#   make k8s-apply ENV=dev|prod [COMPONENTS="monitoring keda [keda-latency]"]
 #   make k8s-diff / k8s-delete ENV=... [COMPONENTS=...]
 #   make k8s-render ENV=... [COMPONENTS=...]  print the manifests (kubectl kustomize)
 #   make k8s-sync                     regenerate components/monitoring from the
@@ -64,6 +64,13 @@ k8s-check-env:
 	@case "$(ENV)" in dev|prod) ;; *) echo "ENV must be dev or prod, got '$(ENV)'" >&2; exit 2;; esac
 	@for c in $(COMPONENTS); do \
 		[ -f "$(K8S_DIR)/components/$$c/kustomization.yaml" ] || { echo "unknown component '$$c' (see $(K8S_DIR)/components)" >&2; exit 2; }; \
+	done
+# keda-latency adds a trigger to keda's ScaledObject: keda must come first.
+	@seen=" "; for c in $(COMPONENTS); do \
+		if [ "$$c" = keda-latency ] && [ "$${seen#* keda }" = "$$seen" ]; then \
+			echo "component keda-latency needs keda listed before it: COMPONENTS=\"keda keda-latency\"" >&2; exit 2; \
+		fi; \
+		seen="$$seen$$c "; \
 	done
 
 ## k8s-secrets: create overlays/prod/secrets/* if missing (never overwrites): random passwords and keys, and one admin API token, printed once

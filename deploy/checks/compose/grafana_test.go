@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-var dashboardFiles = []string{"queues.json", "workers.json", "app.json"}
+var dashboardFiles = []string{"queues.json", "workers.json", "app.json", "slo.json"}
 
 type dashboard struct {
 	UID        string  `json:"uid"`
@@ -167,6 +167,19 @@ func TestGrafanaProvisioning(t *testing.T) {
 	home := envOf(t, g)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
 	if dir, f := filepath.Split(home); filepath.Clean(dir) != dashDir || !slices.Contains(dashboardFiles, f) {
 		t.Errorf("home dashboard %q is not one of the provisioned files", home)
+	}
+
+	// Every dashboard file is checked here and queried by
+	// TestPrometheusScrapesRealBinaries: none may be left out of the list.
+	files, err := filepath.Glob(filepath.Join(b.root, "grafana", "dashboards", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range files {
+		files[i] = filepath.Base(f)
+	}
+	if !slices.Equal(files, slices.Sorted(slices.Values(dashboardFiles))) {
+		t.Errorf("grafana/dashboards has %v, dashboardFiles lists %v", files, dashboardFiles)
 	}
 
 	// Dashboards: unique UIDs, every query on a provisioned data source.

@@ -410,10 +410,24 @@ func TestPrometheusScrapesRealBinaries(t *testing.T) {
 				results[r.Alert] = res
 			}
 		}
-		// With workers up and the exporter working, these must be quiet...
-		for _, a := range []string{"TaskstackNoWorkerUp", "TaskstackQueueMetricsAbsent", "TaskstackQueueStalled", "TaskstackQueuePaused", "TaskstackCanaryFailing", "TaskstackTasksOrphaned"} {
+		// With workers up and the exporter working, these must be quiet
+		// (the SLOs too: every task started at once and succeeded, no 5xx;
+		// a wrong le matcher would make every start late)...
+		for _, a := range []string{"TaskstackNoWorkerUp", "TaskstackQueueMetricsAbsent", "TaskstackQueueStalled", "TaskstackQueuePaused", "TaskstackCanaryFailing", "TaskstackTasksOrphaned",
+			"TaskstackQueueLatencyBudgetBurn", "TaskstackTaskSuccessBudgetBurn", "TaskstackAPIAvailabilityBudgetBurn"} {
 			if len(results[a]) > 0 {
 				t.Errorf("%s fires on a healthy stack: %v", a, results[a])
+			}
+		}
+		// The SLIs read the real series: the bucket matcher finds le="1"
+		// however this Prometheus stored it (it scrapes OpenMetrics, which
+		// writes "1.0"; a miss records no ratio at all), and demo:fail's
+		// failed attempt is left out of the success ratio (counted, it
+		// would be above 0).
+		for slo, most := range map[string]float64{"queue-latency": 0.5, "task-success": 0} {
+			expr := fmt.Sprintf(`taskstack:slo_errors:ratio_rate5m{slo=%q}`, slo)
+			if v := prom.value(t, expr); v < 0 || v > most {
+				t.Errorf("%s = %v, want a recorded ratio of at most %v", expr, v, most)
 			}
 		}
 		// ...and the archived demo:fail task must be seen, on its queue.

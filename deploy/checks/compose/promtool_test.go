@@ -138,7 +138,8 @@ func TestEveryAlertFiresAndStaysQuiet(t *testing.T) {
 		"TaskstackHighQueueLatency", "TaskstackDefaultQueueLatency", "TaskstackLowQueueLatency",
 		"TaskstackQueueBacklogGrowing", "TaskstackTaskFailureRatioHigh", "TaskstackArchivedTasksIncreasing",
 		"TaskstackQueueStalled", "TaskstackNoWorkerUp", "TaskstackQueueMetricsAbsent", "TaskstackQueuePaused",
-		"TaskstackTasksOrphaned",
+		"TaskstackTasksOrphaned", "TaskstackCanaryFailing",
+		"TaskstackQueueLatencyBudgetBurn", "TaskstackTaskSuccessBudgetBurn", "TaskstackAPIAvailabilityBudgetBurn",
 	} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("alert %s is missing", want)

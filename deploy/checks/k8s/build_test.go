@@ -22,10 +22,13 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
-// envs are the overlays; components the optional kustomize components.
+// envs are the overlays; components the optional kustomize components, in
+// the order they must be listed.
 var (
 	envs       = []string{"dev", "prod"}
-	components = []string{"monitoring", "keda"}
+	components = []string{"monitoring", "keda", "keda-latency"}
+	// requires says which components build only on top of another.
+	requires = map[string]string{"keda-latency": "keda"}
 )
 
 // variant is one way to apply taskstack: an overlay plus some components,
@@ -44,15 +47,22 @@ func (v variant) String() string {
 
 func (v variant) has(component string) bool { return slices.Contains(v.components, component) }
 
-// variants lists every overlay with every subset of the components.
+// variants lists every overlay with every valid subset of the components
+// (TestComponentRequirements checks that the others fail to build).
 func variants() []variant {
 	var out []variant
 	for _, env := range envs {
+	masks:
 		for mask := 0; mask < 1<<len(components); mask++ {
 			v := variant{env: env}
 			for i, c := range components {
 				if mask&(1<<i) != 0 {
 					v.components = append(v.components, c)
+				}
+			}
+			for _, c := range v.components {
+				if dep, ok := requires[c]; ok && !v.has(dep) {
+					continue masks
 				}
 			}
 			out = append(out, v)

@@ -2,7 +2,10 @@ package k8s
 
 import (
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -154,6 +157,15 @@ func checkPrometheusRule(t *testing.T, _ *rendered, u *unstructured.Unstructured
 			if rule["expr"] == nil || rule["expr"] == "" {
 				t.Errorf("PrometheusRule %s: rule %s%s has no expr", u.GetName(), alert, record)
 			}
+			// Every alert links its runbook, a path from the repository root
+			// (deploy/checks/compose checks what the runbooks say).
+			if alert != "" {
+				ann, _ := rule["annotations"].(map[string]any)
+				rb, _ := ann["runbook_url"].(string)
+				if _, err := os.Stat(filepath.Join(repoRoot(t), rb)); rb != "docs/runbooks/"+alert+".md" || err != nil {
+					t.Errorf("PrometheusRule %s: alert %s: runbook_url %q, want docs/runbooks/%s.md, an existing file (%v)", u.GetName(), alert, rb, alert, err)
+				}
+			}
 		}
 	}
 }
@@ -174,24 +186,51 @@ func checkScaledObject(t *testing.T, r *rendered, u *unstructured.Unstructured) 
 			t.Errorf("%s also scales %s: KEDA creates its own HPA", h, target)
 		}
 	}
+	names := map[string]bool{}
 	for _, tr := range list(t, u, "spec", "triggers") {
 		onlyFields(t, u, "triggers[]", tr, "type", "name", "metadata", "authenticationRef", "metricType", "useCachedMetrics")
-		if tr["type"] != "redis" {
-			t.Errorf("ScaledObject %s: trigger type %v, want redis", u.GetName(), tr["type"])
+		name, _ := tr["name"].(string)
+		if name == "" || names[name] {
+			t.Errorf("ScaledObject %s: trigger name %q empty or used twice", u.GetName(), name)
 		}
+		names[name] = true
 		md, _ := tr["metadata"].(map[string]any)
-		for _, k := range []string{"address", "listName", "listLength", "databaseIndex"} {
+		for k, v := range md {
+			if _, ok := v.(string); !ok {
+				t.Errorf("ScaledObject %s: trigger %s: metadata.%s is %T; KEDA reads strings", u.GetName(), name, k, v)
+			}
+		}
+		var required []string
+		needsAuth := false
+		switch tr["type"] {
+		case "redis":
+			required, needsAuth = []string{"address", "listName", "listLength", "databaseIndex"}, true
+		case "prometheus": // components/keda-latency
+			required = []string{"serverAddress", "query", "threshold"}
+			if mt, ok := tr["metricType"]; ok && mt != "Value" && mt != "AverageValue" {
+				t.Errorf("ScaledObject %s: trigger %s: metricType %v, want Value or AverageValue", u.GetName(), name, mt)
+			}
+			if th, _ := md["threshold"].(string); th != "" {
+				if v, err := strconv.ParseFloat(th, 64); err != nil || v <= 0 {
+					t.Errorf("ScaledObject %s: trigger %s: threshold %q is not a positive number", u.GetName(), name, th)
+				}
+			}
+		default:
+			t.Errorf("ScaledObject %s: trigger %s: type %v, want redis or prometheus", u.GetName(), name, tr["type"])
+		}
+		for _, k := range required {
 			if s, _ := md[k].(string); s == "" {
-				t.Errorf("ScaledObject %s: trigger %v: metadata.%s must be a non-empty string", u.GetName(), tr["name"], k)
+				t.Errorf("ScaledObject %s: trigger %s: metadata.%s must be a non-empty string", u.GetName(), name, k)
 			}
 		}
 		auth, _ := tr["authenticationRef"].(map[string]any)
-		name, _ := auth["name"].(string)
-		if name == "" {
-			t.Errorf("ScaledObject %s: trigger %v has no authenticationRef", u.GetName(), tr["name"])
-			continue
+		ref, _ := auth["name"].(string)
+		switch {
+		case ref != "":
+			r.get(t, "TriggerAuthentication", ref)
+		case needsAuth:
+			t.Errorf("ScaledObject %s: trigger %s has no authenticationRef", u.GetName(), name)
 		}
-		r.get(t, "TriggerAuthentication", name)
 	}
 }
 
