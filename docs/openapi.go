@@ -53,8 +53,9 @@ func writeJSON(b *bytes.Buffer, n *yaml.Node) error {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			key, _ := json.Marshal(k.Value)
-			b.Write(key)
+			if err := marshal(b, k.Value); err != nil {
+				return err
+			}
 			b.WriteByte(':')
 			if err := writeJSON(b, v); err != nil {
 				return err
@@ -80,13 +81,22 @@ func writeJSON(b *bytes.Buffer, n *yaml.Node) error {
 		if n.Tag == "!!timestamp" {
 			v = n.Value // a date stays the string it is written as
 		}
-		out, err := json.Marshal(v)
-		if err != nil {
+		if err := marshal(b, v); err != nil {
 			return fmt.Errorf("line %d: %w", n.Line, err)
 		}
-		b.Write(out)
 	default:
 		return fmt.Errorf("line %d: unexpected YAML node", n.Line)
 	}
+	return nil
+}
+
+// marshal writes v as JSON, leaving <, > and & as they are.
+func marshal(b *bytes.Buffer, v any) error {
+	e := json.NewEncoder(b)
+	e.SetEscapeHTML(false)
+	if err := e.Encode(v); err != nil {
+		return err
+	}
+	b.Truncate(b.Len() - 1) // Encode's newline
 	return nil
 }
