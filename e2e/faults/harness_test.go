@@ -57,7 +57,9 @@ func env(redisEnv map[string]string, extra ...map[string]string) map[string]stri
 func startApp(t *testing.T, e map[string]string) *proc {
 	t.Helper()
 	addr := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t))
-	own := map[string]string{"APP_ADDR": addr}
+	// Its admin port too: the default (:9091) is taken by any other app
+	// that runs at the same time.
+	own := map[string]string{"APP_ADDR": addr, "APP_ADMIN_ADDR": fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t))}
 	p := &proc{Process: testsupport.StartProcess(t, testsupport.BuildBinary(t, "app"), env(e, own)), url: "http://" + addr, started: time.Now()}
 	testsupport.WaitHTTP(t, p.Process, p.url+"/readyz", 60*time.Second)
 	return p
