@@ -19,6 +19,8 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     go mod download
 COPY cmd/ cmd/
 COPY internal/ internal/
+# The OpenAPI document the app serves (embedded).
+COPY docs/openapi.go docs/openapi.yaml docs/
 ARG TARGETOS TARGETARCH
 ARG VERSION=dev
 ARG COMMIT=unknown

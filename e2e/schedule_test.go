@@ -48,7 +48,8 @@ func TestScheduleWithThreeWorkerBinaries(t *testing.T) {
 		}))
 	}
 	appAddr := fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t))
-	app := testsupport.StartProcess(t, appBin, map[string]string{"REDIS_URL": r.URL, "LOG_FORMAT": "json", "APP_ADDR": appAddr})
+	app := testsupport.StartProcess(t, appBin, map[string]string{"REDIS_URL": r.URL, "LOG_FORMAT": "json", "APP_ADDR": appAddr,
+		"APP_ADMIN_ADDR": fmt.Sprintf("127.0.0.1:%d", testsupport.FreePort(t))})
 	appURL := "http://" + appAddr
 	for i, w := range workers {
 		testsupport.WaitHTTP(t, w, admins[i]+"/readyz", 60*time.Second)

@@ -53,16 +53,30 @@ func NewLockout(component string, reg prometheus.Registerer, log *slog.Logger) (
 // Blocked answers 429 and reports true when the request's address has used
 // up its failures.
 func (l *Lockout) Blocked(w http.ResponseWriter, r *http.Request) bool {
-	ok, wait := l.limit.peek(RemoteIP(r))
-	if ok {
+	retryAfter, blocked := l.RetryAfter(r)
+	if !blocked {
 		return false
 	}
-	w.Header().Set("Retry-After", strconv.Itoa(int(wait/time.Second)+1))
-	http.Error(w, "429 too many failed logins from your address; wait and try again", http.StatusTooManyRequests)
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	http.Error(w, "429 "+LockedOutMessage, http.StatusTooManyRequests)
 	return true
 }
 
-// Refused counts a failed login that Blocked already answered (it is not
+// LockedOutMessage is why a locked-out address is refused.
+const LockedOutMessage = "too many failed logins from your address; wait and try again"
+
+// RetryAfter reports whether the request's address has used up its
+// failures, and in how many seconds it may try again: for callers that
+// write their own 429 (the app's API answers problem+json).
+func (l *Lockout) RetryAfter(r *http.Request) (seconds int, blocked bool) {
+	ok, wait := l.limit.peek(RemoteIP(r))
+	if ok {
+		return 0, false
+	}
+	return int(wait/time.Second) + 1, true
+}
+
+// Refused counts a failed login refused for the lockout (it is not
 // logged again: a flood from one address would flood the logs).
 func (l *Lockout) Refused() { l.failures.Inc() }
 

@@ -60,8 +60,7 @@ func setup(t *testing.T) *fixture {
 	t.Cleanup(func() { _ = rc.Close() })
 	reg := prometheus.NewRegistry()
 	app, st := newApp(t, rc, web.Options{MonitorURL: "http://monitor.test/", GrafanaURL: "http://grafana.test/", Registry: reg})
-	srv := httptest.NewServer(app)
-	t.Cleanup(srv.Close)
+	srv := serve(t, app)
 	insp := asynq.NewInspectorFromRedisClient(r.Client(t))
 	return &fixture{srv: srv, redis: r, rc: rc, store: st, insp: insp, reg: reg}
 }

@@ -31,8 +31,15 @@ func (s *Server) require(scope guard.Scope, ui bool, h http.Handler) http.Handle
 			// share an address), and an address that keeps presenting bad
 			// ones is answered 429 instead of 401.
 			if errors.Is(err, guard.ErrBadCredential) && s.o.Lockout != nil {
-				if s.o.Lockout.Blocked(w, r) {
+				if retryAfter, blocked := s.o.Lockout.RetryAfter(r); blocked {
 					s.o.Lockout.Refused()
+					p := newProblem(http.StatusTooManyRequests, guard.LockedOutMessage)
+					p.retryAfter = retryAfter
+					if ui {
+						s.errorPage(w, r, p)
+					} else {
+						s.writeProblem(w, r, p)
+					}
 					return
 				}
 				s.o.Lockout.Failed(r, "", err)

@@ -3,7 +3,6 @@ package web_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -77,8 +76,7 @@ func setupAuth(t *testing.T, mod func(*web.Options)) *authFixture {
 	rc := redis.NewClient(&redis.Options{Addr: r.Addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = rc.Close() })
 	app, st := newApp(t, rc, o)
-	srv := httptest.NewServer(app)
-	t.Cleanup(srv.Close)
+	srv := serve(t, app)
 	f.fixture = &fixture{srv: srv, redis: r, rc: rc, store: st}
 	return f
 }
@@ -165,7 +163,8 @@ func TestEveryRouteNeedsTheRightScope(t *testing.T) {
 		}
 	}
 	// Static files and the login page are open: the login page needs them.
-	for _, p := range []string{"/static/app.css", "/static/app.js", "/login"} {
+	// So is the API's description: it holds no data.
+	for _, p := range []string{"/static/app.css", "/static/app.js", "/login", "/api/v1/openapi.json"} {
 		if res := f.do(t, "GET", p, nil); res.status != 200 {
 			t.Errorf("GET %s without a credential = %d", p, res.status)
 		}
@@ -327,8 +326,7 @@ func TestPendingCap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(app)
-	t.Cleanup(srv.Close)
+	srv := serve(t, app)
 	f := &fixture{srv: srv}
 	got := map[int]int{}
 	for range 6 {

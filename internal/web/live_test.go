@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,8 +70,7 @@ func setupLive(t *testing.T, interval time.Duration) *liveFixture {
 	c := &cmdCounter{names: map[string]int{}}
 	rc.AddHook(c)
 	app, st := newApp(t, rc, web.Options{LiveInterval: interval})
-	srv := httptest.NewServer(app)
-	t.Cleanup(srv.Close)
+	srv := serve(t, app)
 	return &liveFixture{fixture: &fixture{srv: srv, redis: r, rc: rc, store: st}, count: c}
 }
 

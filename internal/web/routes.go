@@ -22,6 +22,9 @@ const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.Handler) {
+		if pattern != "/" && pattern != "/api/" {
+			s.patterns = append(s.patterns, pattern)
+		}
 		// Span names and metric labels are the route pattern, never the raw path.
 		h = s.httpm.Wrap(pattern, h)
 		mux.Handle(pattern, otelhttp.NewHandler(h, pattern,
@@ -49,6 +52,8 @@ func (s *Server) routes() http.Handler {
 	handle("DELETE /api/v1/queues/{queue}/tasks/{id}", s.audited(audit.Delete, api(guard.ScopeAdmin, s.deleteTask)))
 	handle("GET /finished_tasks", api(guard.ScopeRead, s.finishedTasks))
 	handle("GET /api/v1/events", api(guard.ScopeRead, s.events))
+	// The API's description needs no credential: it holds no data.
+	handle("GET /api/v1/openapi.json", s.api(s.openAPI))
 
 	// Anything else: 405 with Allow for a known path and another method, a
 	// 404 problem for API clients, a page for people.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,6 +74,8 @@ type Server struct {
 	live     *snapshots
 	errLog   *sampledLog
 	page     *pageRenderer
+	openapi  *snapshot
+	patterns []string
 	handler  http.Handler
 }
 
@@ -143,11 +146,18 @@ func New(o Options) (*Server, error) {
 	if s.page, err = newPageRenderer(); err != nil {
 		return nil, err
 	}
+	if s.openapi, err = openAPISnapshot(); err != nil {
+		return nil, err
+	}
 	s.handler = s.routes()
 	return s, nil
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Routes lists the route patterns the server registered ("GET /api/v1/tasks"),
+// but for the catch-alls: what the OpenAPI document must describe.
+func (s *Server) Routes() []string { return slices.Clone(s.patterns) }
 
 // countEnqueue records one enqueue outcome with bounded labels, and why a
 // submission was refused for capacity.

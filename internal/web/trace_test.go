@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -61,8 +60,7 @@ func TestOneTraceFromRequestToTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	app, _ := newApp(t, rc, web.Options{Logger: log, Tracer: tp, Propagator: prop})
-	srv := httptest.NewServer(app)
-	t.Cleanup(srv.Close)
+	srv := serve(t, app)
 	w, err := worker.New(worker.Options{
 		Queues: map[string]int{"high": 1, "low": 1}, Concurrency: 2, ShutdownTimeout: 5 * time.Second, TaskCheckInterval: 10 * time.Millisecond,
 		Redis:      r.Client(t),

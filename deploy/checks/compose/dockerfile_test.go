@@ -220,6 +220,10 @@ func TestDockerIgnore(t *testing.T) {
 		"cmd/worker/main.go":                 false,
 		"internal/config/config.go":          false,
 		"internal/web/templates/index.html":  false,
+		"docs/openapi.yaml":                  false,
+		"docs/openapi.go":                    false,
+		"docs/security.md":                   true,
+		"docs/openapi_test.go":               true,
 	} {
 		excluded, err := pm.MatchesOrParentMatches(path)
 		if err != nil {
