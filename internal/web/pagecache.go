@@ -162,6 +162,7 @@ type pageRequest struct {
 // write answers status with f filled in for req.
 func (p *pageRenderer) write(w http.ResponseWriter, status int, f *pageFrame, req pageRequest) error {
 	var statusLine, refresh bytes.Buffer
+	refresh.Grow(64 + len(req.self))
 	writeRefresh(&refresh, req.self)
 	rows := [][]byte{f.allRows}
 	if req.submitted != "" {
@@ -179,10 +180,12 @@ func (p *pageRenderer) write(w http.ResponseWriter, status int, f *pageFrame, re
 					continue
 				}
 				var mine bytes.Buffer
+				mine.Grow(1024)
 				writeRow(&mine, t, true)
 				rows[i], queue = mine.Bytes(), t.Queue
 			}
 		}
+		statusLine.Grow(128 + 2*len(req.submitted))
 		writeStatus(&statusLine, req.submitted, queue)
 	}
 	chunks := make([][]byte, 0, len(rows)+6)
