@@ -127,7 +127,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "round %d of %d (load average %s)\n", i+1, o.runs, loadAverage())
 		r, err := round(ctx, o, root, app, filepath.Join(dir, fmt.Sprint(i)), sink, i%2 == 1, stdout)
 		if err != nil {
-			return fmt.Errorf("round %d: %w (logs in %s)", i+1, err, dir)
+			if o.keep {
+				return fmt.Errorf("round %d: %w (logs in %s)", i+1, err, dir)
+			}
+			return fmt.Errorf("round %d: %w (-keep keeps the processes' logs)", i+1, err)
 		}
 		rep.rounds = append(rep.rounds, r)
 	}
