@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -32,6 +33,7 @@ type pageRenderer struct {
 	marks  [holes]string
 	frames *frameCache
 	recent *recentTasks
+	bufs   sync.Pool // of *bytes.Buffer, to put pages together in
 }
 
 func newPageRenderer() (*pageRenderer, error) {

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"taskstack/internal/store"
@@ -51,6 +52,7 @@ type pageFrame struct {
 	tasks       []taskJSON
 	rows        [][]byte // one per task, none of them the viewer's
 	allRows     []byte   // rows joined, or the empty-list row
+	plain       atomic.Pointer[plainPage]
 }
 
 // frameCache keeps the frames of the views being watched.
@@ -192,21 +194,42 @@ func (p *pageRenderer) write(w http.ResponseWriter, status int, f *pageFrame, re
 	chunks = append(chunks, f.parts[holeStatus], statusLine.Bytes(), f.parts[holeRefresh], refresh.Bytes(), f.parts[holeRows])
 	chunks = append(chunks, rows...)
 	chunks = append(chunks, f.parts[holes])
-	n := 0
-	for _, c := range chunks {
-		n += len(c)
-	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(n))
-	w.WriteHeader(status)
-	for _, c := range chunks {
-		if _, err := w.Write(c); err != nil {
-			return err
+	// One write: each goes through the middleware's wrappers, and one
+	// large write leaves the connection's buffer in one system call.
+	if req.submitted == "" {
+		// The page as most requests see it is kept whole in its frame.
+		pp := f.plain.Load()
+		if pp == nil || pp.self != req.self {
+			pp = &plainPage{self: req.self, body: bytes.Join(chunks, nil)}
+			f.plain.Store(pp)
 		}
+		h.Set("Content-Length", strconv.Itoa(len(pp.body)))
+		w.WriteHeader(status)
+		_, err := w.Write(pp.body)
+		return err
 	}
-	return nil
+	buf, _ := p.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	defer p.bufs.Put(buf)
+	buf.Reset()
+	for _, c := range chunks {
+		buf.Write(c)
+	}
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// plainPage is a frame filled for a request without a submitted task.
+type plainPage struct {
+	self string
+	body []byte
 }
 
 // frameKey names the frame of a list page request: its query without
