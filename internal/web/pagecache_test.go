@@ -146,3 +146,19 @@ func TestPageFollowsSnapshot(t *testing.T) {
 		t.Errorf("/?queue=high shows the low task:\n%s", body)
 	}
 }
+
+// TestPageFramePerUser: the page rendered once per snapshot is kept per
+// signed-in user, so nobody is shown as someone else.
+func TestPageFramePerUser(t *testing.T) {
+	t.Parallel()
+	f := setupAuth(t, nil)
+	for range 2 {
+		for _, who := range []string{"reader", "writer", "admin"} {
+			res := f.do(t, "GET", "/", nil, f.as(who)...)
+			body := string(res.body)
+			if res.status != 200 || !strings.Contains(body, "Signed in as <strong>"+who+"</strong>") {
+				t.Fatalf("GET / as %s: %d, not shown as %s:\n%.2000s", who, res.status, who, body)
+			}
+		}
+	}
+}
