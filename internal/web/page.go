@@ -236,14 +236,10 @@ type indexData struct {
 	// summary above the form; FirstError is the field that gets focus.
 	ErrorList  []fieldMessage
 	FirstError string
-	// Submitted is the ID (and queue) of the task the no-JavaScript form
-	// just enqueued, from the POST/redirect/GET.
-	Submitted      string
-	SubmittedQueue string
-	Filter         listQuery
-	Filtered       bool
-	Page           taskPage
-	Queues         []queueJSON
+	Filter     listQuery
+	Filtered   bool
+	Page       taskPage
+	Queues     []queueJSON
 	// Search is set when the list is a search (type, q, since, until).
 	Search   *searchPage
 	Types    []string
