@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -28,7 +29,11 @@ var templateFS embed.FS
 var staticFS embed.FS
 
 type pageRenderer struct {
-	tmpl *template.Template
+	tmpl   *template.Template
+	marks  [holes]string
+	frames *frameCache
+	recent *recentTasks
+	bufs   sync.Pool // of *bytes.Buffer, to put pages together in
 }
 
 func newPageRenderer() (*pageRenderer, error) {
@@ -52,14 +57,18 @@ func newPageRenderer() (*pageRenderer, error) {
 			return *s
 		},
 		"payload": prettyJSON,
-		"taskURL": func(queue, id string) string { return "/tasks/" + url.PathEscape(queue) + "/" + url.PathEscape(id) },
+		"taskURL": taskURL,
 		"queues":  tasks.Queues,
 		"states":  func() []string { return listStates },
 	}).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, fmt.Errorf("parse templates: %w", err)
 	}
-	return &pageRenderer{tmpl: t}, nil
+	marks, err := newHoleMarks()
+	if err != nil {
+		return nil, err
+	}
+	return &pageRenderer{tmpl: t, marks: marks, frames: newFrameCache(256), recent: newRecentTasks(5*time.Second, 4096)}, nil
 }
 
 func (p *pageRenderer) render(w http.ResponseWriter, status int, name string, data any) error {
@@ -72,6 +81,11 @@ func (p *pageRenderer) render(w http.ResponseWriter, status int, name string, da
 	w.WriteHeader(status)
 	_, err := w.Write(buf.Bytes())
 	return err
+}
+
+// taskURL is a task's page.
+func taskURL(queue, id string) string {
+	return "/tasks/" + url.PathEscape(queue) + "/" + url.PathEscape(id)
 }
 
 func ago(t *time.Time) string {
@@ -222,14 +236,10 @@ type indexData struct {
 	// summary above the form; FirstError is the field that gets focus.
 	ErrorList  []fieldMessage
 	FirstError string
-	// Submitted is the ID (and queue) of the task the no-JavaScript form
-	// just enqueued, from the POST/redirect/GET.
-	Submitted      string
-	SubmittedQueue string
-	Filter         listQuery
-	Filtered       bool
-	Page           taskPage
-	Queues         []queueJSON
+	Filter     listQuery
+	Filtered   bool
+	Page       taskPage
+	Queues     []queueJSON
 	// Search is set when the list is a search (type, q, since, until).
 	Search   *searchPage
 	Types    []string
@@ -238,6 +248,10 @@ type indexData struct {
 	Self     string
 	Prev     string
 	Next     string
+	// Status, Refresh and Rows are the holes of the page's frame
+	// (pagecache.go): the status line, the noscript Refresh link and the
+	// task rows.
+	Status, Refresh, Rows template.HTML
 }
 
 type fieldMessage struct {
@@ -266,7 +280,13 @@ func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int,
 		Title: "Tasks", Links: s.navLinks(r), Form: form, Errors: errs,
 		Filter: q, Filtered: r.URL.Query().Get("state") != "" || r.URL.Query().Get("queue") != "" || q.searching(),
 		Self: r.URL.RequestURI(), Types: s.cat.Types(), MaxScan: store.MaxScan,
-		Schedule: s.schedule(ctx),
+	}
+	// The schedule section is not worth failing the page for.
+	sched, err := s.scheduleSnapshot(ctx)
+	if err != nil {
+		sched = nil
+	} else {
+		data.Schedule = sched.val.(map[string]any)["entries"].([]scheduleJSON)
 	}
 	if q.searching() {
 		snap, err := s.searchSnapshot(ctx, q)
@@ -285,32 +305,54 @@ func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int,
 			v.Set("cursor", res.Cursor)
 			data.Next = "/?" + v.Encode()
 		}
-		return s.page.render(w, status, "index.html", data)
+		f, err := s.page.frame(data, nil, nil)
+		if err != nil {
+			return err
+		}
+		return s.page.write(w, status, f, pageRequest{self: data.Self})
 	}
-	snap, err := s.listSnapshot(ctx, q)
+	list, err := s.listSnapshot(ctx, q)
 	if err != nil {
 		return err
 	}
-	view := snap.val.(listView)
-	page := view.Page
-	data.Page, data.Queues = page, view.Queues
-	if r.Method != http.MethodGet {
+	view := list.val.(listView)
+	data.Page, data.Queues = view.Page, view.Queues
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		data.Self = "/" // the form's answer: refresh the list, not the POST
 	}
-	if id := r.URL.Query().Get("submitted"); id != "" {
+	pageLink := func(n int) string {
+		v := r.URL.Query()
+		v.Del("submitted")
+		v.Set("page", fmt.Sprint(n))
+		return "/?" + v.Encode()
+	}
+	if q.Page > 1 {
+		data.Prev = pageLink(q.Page - 1)
+	}
+	if hasNext(q, view.Page.Total) {
+		data.Next = pageLink(q.Page + 1)
+	}
+	req := pageRequest{self: data.Self, submitted: r.URL.Query().Get("submitted"), pageSize: q.PageSize}
+	if req.submitted != "" && q.Page == 1 && !slices.ContainsFunc(view.Page.Tasks, func(t taskJSON) bool { return t.ID == req.submitted }) {
 		// The list is a snapshot that may not show the task just submitted
-		// yet: read that one task and put it on top.
-		data.Submitted = id
-		if !slices.ContainsFunc(page.Tasks, func(t taskJSON) bool { return t.ID == id }) && (q.Page == 1) {
-			if t, err := s.store.Find(ctx, id); err == nil {
-				data.Page.Tasks = append([]taskJSON{toTaskJSON(t)}, page.Tasks...)[:min(len(page.Tasks)+1, q.PageSize)]
-			}
+		// yet: put that one task on top, as this replica enqueued it or
+		// read from Redis.
+		if t, ok := s.page.recent.get(req.submitted); ok {
+			req.found = &t
+		} else if t, err := s.store.Find(ctx, req.submitted); err == nil {
+			tj := toTaskJSON(t)
+			req.found = &tj
 		}
-		for _, t := range data.Page.Tasks {
-			if t.ID == id {
-				data.SubmittedQueue = t.Queue
-			}
+	}
+	if len(errs) == 0 && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		// The list page as most requests see it: from its frame.
+		f, err := s.page.frames.get(frameKey(r.URL.Query(), data.Links), list, sched, func() (*pageFrame, error) {
+			return s.page.frame(data, list, sched)
+		})
+		if err != nil {
+			return err
 		}
+		return s.page.write(w, status, f, req)
 	}
 	if len(errs) > 0 {
 		data.Title = "Error: task not submitted"
@@ -330,19 +372,11 @@ func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int,
 			}
 		}
 	}
-	pageLink := func(n int) string {
-		v := r.URL.Query()
-		v.Del("submitted")
-		v.Set("page", fmt.Sprint(n))
-		return "/?" + v.Encode()
+	f, err := s.page.frame(data, list, sched)
+	if err != nil {
+		return err
 	}
-	if q.Page > 1 {
-		data.Prev = pageLink(q.Page - 1)
-	}
-	if hasNext(q, page.Total) {
-		data.Next = pageLink(q.Page + 1)
-	}
-	return s.page.render(w, status, "index.html", data)
+	return s.page.write(w, status, f, req)
 }
 
 // submitForm is the no-JavaScript path: validate with the API's rules, then
@@ -386,6 +420,7 @@ func (s *Server) submitForm(w http.ResponseWriter, r *http.Request) error {
 		return s.renderIndex(w, r, http.StatusUnprocessableEntity, form, errs)
 	}
 	s.changed(e.Queue, e.ID)
+	s.page.recent.add(submittedJSON(e, p, time.Now()))
 	http.Redirect(w, r, "/?submitted="+url.QueryEscape(e.ID), http.StatusSeeOther)
 	return nil
 }

@@ -63,13 +63,3 @@ func (s *Server) scheduleSnapshot(ctx context.Context) (*snapshot, error) {
 		return map[string]any{"entries": toScheduleJSON(es)}, nil
 	})
 }
-
-// schedule is the page's schedule section (nothing when it can not be read:
-// the section is not worth failing the page for).
-func (s *Server) schedule(ctx context.Context) []scheduleJSON {
-	snap, err := s.scheduleSnapshot(ctx)
-	if err != nil {
-		return nil
-	}
-	return snap.val.(map[string]any)["entries"].([]scheduleJSON)
-}
