@@ -142,6 +142,7 @@ func (p *Process) Ops() http.Handler {
 func (p *Process) HandleOps(mux *http.ServeMux) {
 	mux.Handle("GET /metrics", telemetry.MetricsHandler(p.Registry))
 	p.HandleHealth(mux)
+	handleProfiling(mux)
 }
 
 // HandleHealth adds GET /healthz and GET /readyz (not /metrics) to mux, for

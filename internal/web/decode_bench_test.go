@@ -68,6 +68,9 @@ func BenchmarkCreateTaskHandler(b *testing.B) {
 			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))),
 			sdktrace.WithBatcher(tracetest.NewNoopExporter()))},
 	} {
+		if sdk, ok := tc.tp.(*sdktrace.TracerProvider); ok {
+			b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+		}
 		rc := r.Client(b)
 		log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		st := store.New(store.Options{Redis: rc, Retention: time.Hour, Queues: tasks.Queues(), Tracer: tc.tp, Propagator: propagation.TraceContext{}})

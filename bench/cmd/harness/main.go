@@ -48,6 +48,7 @@ type options struct {
 	docs           string
 	command        string
 	keep           bool
+	pprof          string
 	phases         map[string]bool
 }
 
@@ -71,6 +72,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.docs, "docs", "", "rewrite the results block of this markdown file (docs/benchmarks.md)")
 	fs.StringVar(&o.command, "command", "", "command line to print in the report (default: this one)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (binaries, logs)")
+	fs.StringVar(&o.pprof, "pprof", "", "after the rounds, profile both stacks (binaries built with -tags pprof) into this directory")
 	phases := fs.String("phases", "http,processing,latency,servers", "phases of each round to run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -182,6 +184,11 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("round %d: %w", i+1, err)
 		}
 	}
+	if o.pprof != "" {
+		if err := profilePass(ctx, o, root, dir, o.pprof, sk, tp, starts); err != nil {
+			return fmt.Errorf("profiles: %w", err)
+		}
+	}
 	var sweep []sweepPoint
 	if len(o.sweepIntervals) > 0 {
 		fmt.Println("sweep: TaskCheckInterval and WORKER_SERVERS vs idle cost and latency (taskstack, one run each)")
@@ -218,9 +225,13 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-func build(ctx context.Context, root, dir string) (map[string]string, map[string]float64, error) {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", dir+"/",
-		"./cmd/app", "./cmd/worker", "./bench/cmd/rawapp", "./bench/cmd/rawworker")
+func build(ctx context.Context, root, dir string, tags ...string) (map[string]string, map[string]float64, error) {
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w"}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	args = append(args, "-o", dir+"/", "./cmd/app", "./cmd/worker", "./bench/cmd/rawapp", "./bench/cmd/rawworker")
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -120,13 +120,18 @@ func (b *bench) startWorker(kind string, queues []string, lp loops, interval tim
 	return p, nil
 }
 
+// startApp runs taskstack's app or the raw baseline and returns it once it
+// answers, with its base URL; the proc's url is where its /metrics and (in
+// a -tags pprof build) /debug/pprof are: the admin port for taskstack, the
+// one port for raw.
 func (b *bench) startApp(kind string) (*proc, string, error) {
-	addr := freeAddr()
+	addr, admin := freeAddr(), freeAddr()
 	var p *proc
 	var err error
 	if kind == kindTS {
-		p, err = startProc(b.bins["app"], b.logPath("app"), b.telemetryEnv(map[string]string{"APP_ADDR": addr}))
+		p, err = startProc(b.bins["app"], b.logPath("app"), b.telemetryEnv(map[string]string{"APP_ADDR": addr, "APP_ADMIN_ADDR": admin}))
 	} else {
+		admin = addr
 		p, err = startProc(b.bins["rawapp"], b.logPath("rawapp"), map[string]string{"APP_ADDR": addr, "REDIS_ADDR": b.redis.addr})
 	}
 	if err != nil {
@@ -136,6 +141,7 @@ func (b *bench) startApp(kind string) (*proc, string, error) {
 		p.stop()
 		return nil, "", err
 	}
+	p.url = "http://" + admin
 	return p, "http://" + addr, nil
 }
 
@@ -182,14 +188,8 @@ func (b *bench) backlog(ctx context.Context, queues []string) (pending, active i
 	return pending, active, nil
 }
 
-// processing enqueues n tasks round-robin over queues with no worker
-// running, then starts one and times first dequeue to last completion by
-// polling the pending and active lists every 5 ms.
-func (b *bench) processing(ctx context.Context, kind string, queues []string, lp loops) (r procResult, err error) {
-	if err := b.redis.flush(ctx); err != nil {
-		return r, err
-	}
-	n := b.o.tasks
+// prefill enqueues n tasks round-robin over queues from 16 goroutines.
+func (b *bench) prefill(ctx context.Context, kind string, queues []string, n int) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, 16)
@@ -210,7 +210,21 @@ func (b *bench) processing(ctx context.Context, kind string, queues []string, lp
 	wg.Wait()
 	close(errc)
 	if err := <-errc; err != nil {
-		return r, fmt.Errorf("pre-enqueue: %w", err)
+		return fmt.Errorf("pre-enqueue: %w", err)
+	}
+	return nil
+}
+
+// processing enqueues n tasks round-robin over queues with no worker
+// running, then starts one and times first dequeue to last completion by
+// polling the pending and active lists every 5 ms.
+func (b *bench) processing(ctx context.Context, kind string, queues []string, lp loops) (r procResult, err error) {
+	if err := b.redis.flush(ctx); err != nil {
+		return r, err
+	}
+	n := b.o.tasks
+	if err := b.prefill(ctx, kind, queues, n); err != nil {
+		return r, err
 	}
 
 	type span struct{ first, last time.Time }
