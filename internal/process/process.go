@@ -199,7 +199,10 @@ func Run(ctx context.Context, o Options, setup func(ctx context.Context, p *Proc
 		}
 		return fmt.Errorf("unknown arguments %q (only: healthcheck)", o.Args)
 	}
-	log := telemetry.NewLogger(o.Stderr, o.LogFormat, o.LogLevel).With(slog.String("service", o.Name))
+	// Closed last: every line, the shutdown's included, is written.
+	lw := telemetry.NewLogWriter(o.Stderr)
+	defer lw.Close()
+	log := telemetry.NewLogger(lw, o.LogFormat, o.LogLevel).With(slog.String("service", o.Name))
 	o.Tracing.Service, o.Tracing.Version = o.Name, o.Version
 	tr, err := telemetry.SetupTracing(ctx, o.Tracing)
 	if err != nil {
