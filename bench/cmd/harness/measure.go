@@ -70,6 +70,9 @@ func (b *bench) telemetryEnv(env map[string]string) map[string]string {
 	env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://" + b.sink.addr
 	env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
 	env["OTEL_TRACES_SAMPLER_ARG"] = "0.1"
+	// The HTTP phase piles up to ~400k tasks on one queue with no worker:
+	// far above the default cap of 100k pending, which stays checked.
+	env["QUEUE_MAX_PENDING"] = "100000000"
 	return env
 }
 
