@@ -79,10 +79,14 @@ func (b *bench) telemetryEnv(env map[string]string) map[string]string {
 // startWorker runs taskstack's worker or the raw baseline and returns it
 // once its admin port answers.
 // loops is a worker layout: dequeue loops (WORKER_SERVERS) and the
-// concurrency of each; concurrency 0 means the harness's -concurrency.
+// concurrency of each; concurrency 0 means the harness's -concurrency,
+// servers 0 WORKER_SERVERS=auto (taskstack only; raw gets one loop).
 type loops struct{ servers, concurrency int }
 
 func (l loops) String() string {
+	if l.servers == 0 {
+		return "auto"
+	}
 	if l.concurrency == 0 {
 		return strconv.Itoa(l.servers)
 	}
@@ -102,13 +106,13 @@ func (b *bench) startWorker(kind string, queues []string, lp loops, interval tim
 			"WORKER_ADMIN_ADDR":          admin,
 			"WORKER_QUEUES":              weights(queues),
 			"WORKER_CONCURRENCY":         strconv.Itoa(conc),
-			"WORKER_SERVERS":             strconv.Itoa(servers),
+			"WORKER_SERVERS":             map[bool]string{true: "auto", false: strconv.Itoa(servers)}[servers == 0],
 			"WORKER_TASK_CHECK_INTERVAL": interval.String(),
 		}))
 	} else {
 		p, err = startProc(b.bins["rawworker"], b.logPath("rawworker"), map[string]string{
 			"REDIS_ADDR": b.redis.addr, "ADMIN_ADDR": admin, "QUEUES": weights(queues),
-			"CONCURRENCY": strconv.Itoa(conc), "SERVERS": strconv.Itoa(servers),
+			"CONCURRENCY": strconv.Itoa(conc), "SERVERS": strconv.Itoa(max(1, servers)),
 			"TASK_CHECK_INTERVAL": interval.String(),
 		})
 	}
