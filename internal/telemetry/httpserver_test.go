@@ -72,7 +72,7 @@ func TestHTTPServerSpanAndMetrics(t *testing.T) {
 	}
 	got := map[string]string{}
 	for _, kv := range ok.Attributes() {
-		got[string(kv.Key)] = kv.Value.Emit()
+		got[string(kv.Key)] = kv.Value.String()
 	}
 	want := map[string]string{
 		"http.request.method":       "POST",
@@ -101,7 +101,7 @@ func TestHTTPServerSpanAndMetrics(t *testing.T) {
 	var errType string
 	for _, kv := range failed.Attributes() {
 		if kv.Key == "error.type" {
-			errType = kv.Value.Emit()
+			errType = kv.Value.String()
 		}
 	}
 	if errType != "500" {
