@@ -381,7 +381,7 @@ func round(ctx context.Context, o options, bins map[string]string, dir string, s
 		}
 		fmt.Printf("  %-9s sustained submit %6.0f/s  completed %6.0f/s  pending %+6.0f/s  submit→complete p50 %6.2f ms p99 %7.2f ms (%d probes, %d unfinished)  CPU %% app %3.0f worker %3.0f redis %3.0f\n",
 			k, r.submit, r.tps, r.growth, r.p50, r.p99, r.probes, r.unfinished, r.cpuApp, r.cpuWorker, r.cpuRedis)
-		for key, v := range map[string]float64{"sus_submit": r.submit, "sus_tps": r.tps, "sus_growth": r.growth, "sus_p50": r.p50, "sus_p99": r.p99,
+		for key, v := range map[string]float64{"sus_submit": r.submit, "sus_tps": r.tps, "sus_growth": r.growth, "sus_pending": r.pendingEnd, "sus_p50": r.p50, "sus_p99": r.p99,
 			"sus_cpu_app": r.cpuApp, "sus_cpu_worker": r.cpuWorker, "sus_cpu_redis": r.cpuRedis} {
 			res.add(prefix+k+"/"+key, v)
 		}

@@ -30,6 +30,7 @@ import (
 
 type sustainedResult struct {
 	submit, tps, growth float64 // tasks/s
+	pendingEnd          float64 // tasks pending at the end of the window
 	p50, p99            float64 // ms, submit→complete of the probes
 	probes, unfinished  int
 	cpuApp, cpuWorker   float64 // % of a core
@@ -126,6 +127,7 @@ func (b *bench) sustained(ctx context.Context, kind string, dur time.Duration, c
 	r.submit = float64(sub1-sub0) / el
 	r.tps = float64(s1.processed-s0.processed) / el
 	r.growth = float64(s1.pending-s0.pending) / el
+	r.pendingEnd = float64(s1.pending)
 	r.cpuApp = 100 * (s1.app - s0.app) / el
 	r.cpuWorker = 100 * (s1.worker - s0.worker) / el
 	r.cpuRedis = 100 * (s1.redis - s0.redis) / el
