@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -94,6 +95,24 @@ func (l loops) String() string {
 }
 
 func (b *bench) startWorker(kind string, queues []string, lp loops, interval time.Duration) (*proc, error) {
+	return retryStart(func() (*proc, error) { return b.startWorkerOnce(kind, queues, lp, interval) })
+}
+
+// retryStart tries start up to three times while the process exits before
+// it answers (a port taken between freeAddr and the bind).
+func retryStart(start func() (*proc, error)) (*proc, error) {
+	var err error
+	for range 3 {
+		var p *proc
+		if p, err = start(); err == nil || !errors.As(err, new(*exitedError)) {
+			return p, err
+		}
+		fmt.Fprintf(os.Stderr, "  retrying: %v\n", err)
+	}
+	return nil, err
+}
+
+func (b *bench) startWorkerOnce(kind string, queues []string, lp loops, interval time.Duration) (*proc, error) {
 	servers, conc := lp.servers, lp.concurrency
 	if conc == 0 {
 		conc = b.o.concurrency
@@ -132,6 +151,16 @@ func (b *bench) startWorker(kind string, queues []string, lp loops, interval tim
 // a -tags pprof build) /debug/pprof are: the admin port for taskstack, the
 // one port for raw.
 func (b *bench) startApp(kind string) (*proc, string, error) {
+	var base string
+	p, err := retryStart(func() (*proc, error) {
+		p, u, err := b.startAppOnce(kind)
+		base = u
+		return p, err
+	})
+	return p, base, err
+}
+
+func (b *bench) startAppOnce(kind string) (*proc, string, error) {
 	addr, admin := freeAddr(), freeAddr()
 	var p *proc
 	var err error
