@@ -167,3 +167,34 @@ func loopsGauge(t *testing.T, b *bundle) int {
 	}
 	return -1
 }
+
+// A loop shed while it runs tasks stops fetching but finishes them: the
+// queues are quiet (nothing pending) while both loops' tasks still run, so
+// one loop is shed, and its tasks complete once released.
+func TestShedLoopFinishesItsTasks(t *testing.T) {
+	t.Parallel()
+	g := &gated{gates: map[string]chan struct{}{"test:held": make(chan struct{})}}
+	b := setup(t, nil)
+	enqueueN(t, b, "test:held", 20)
+	w := b.start(t, worker.Options{
+		Catalogue: g, Concurrency: 10, ShutdownTimeout: time.Minute,
+		Autoscale: &worker.Autoscale{Max: 2, Backlog: b.store, Interval: 20 * time.Millisecond, PerLoop: 10, Latency: time.Hour, Quiet: 100 * time.Millisecond},
+	})
+	if w.Loops() != 2 {
+		t.Fatalf("%d loops for 20 pending, want 2", w.Loops())
+	}
+	testsupport.Eventually(t, 15*time.Second, "one loop shed while all 20 tasks run", func() bool {
+		return w.Loops() == 1 && loopsGauge(t, b) == 1 && g.started.Load() == 20
+	})
+	if g.finished.Load() != 0 {
+		t.Fatalf("%d tasks finished before their release", g.finished.Load())
+	}
+	close(g.gates["test:held"])
+	testsupport.Eventually(t, 15*time.Second, "the shed loop's tasks finished and it deregistered", func() bool {
+		info, err := b.insp.GetQueueInfo("default")
+		return err == nil && info.Completed == 20 && servers(t, b) == 1
+	})
+	if g.interrupted.Load() != 0 {
+		t.Errorf("%d tasks interrupted", g.interrupted.Load())
+	}
+}
