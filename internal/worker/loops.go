@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -102,11 +103,28 @@ type loops struct {
 	newServer func() *asynq.Server
 	handler   asynq.Handler
 	gauge     prometheus.Gauge
+	// stopping is closed when the worker shuts down: loops still draining
+	// after a shed then get asynq's shutdown, with its timeout.
+	stopping  chan struct{}
+	closeOnce sync.Once
 
 	mu      sync.Mutex
-	running []*asynq.Server
+	running []*loop
 	// shedding counts loops shed and still finishing their tasks.
 	shedding sync.WaitGroup
+}
+
+// loop is one asynq Server and the tasks it runs now.
+type loop struct {
+	srv      *asynq.Server
+	inFlight atomic.Int64
+}
+
+// run counts the task in flight while next runs it.
+func (lp *loop) run(ctx context.Context, t *asynq.Task, next asynq.Handler) error {
+	lp.inFlight.Add(1)
+	defer lp.inFlight.Add(-1)
+	return next.ProcessTask(ctx, t)
 }
 
 func newLoopsGauge(reg prometheus.Registerer) (prometheus.Gauge, error) {
@@ -133,34 +151,61 @@ func (l *loops) scale(n int) error {
 	defer l.mu.Unlock()
 	defer func() { l.gauge.Set(float64(len(l.running))) }()
 	for len(l.running) < n {
-		s := l.newServer()
-		if err := s.Start(l.handler); err != nil {
+		lp := &loop{srv: l.newServer()}
+		next := l.handler
+		if err := lp.srv.Start(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			return lp.run(ctx, t, next)
+		})); err != nil {
 			return fmt.Errorf("start asynq server: %w", err)
 		}
-		l.running = append(l.running, s)
+		l.running = append(l.running, lp)
 	}
 	for len(l.running) > n {
-		s := l.running[len(l.running)-1]
+		lp := l.running[len(l.running)-1]
 		l.running = l.running[:len(l.running)-1]
-		s.Stop() // fetch no more at once; finish the tasks in flight
-		l.shedding.Go(s.Shutdown)
+		lp.srv.Stop() // fetch no more at once
+		l.shedding.Go(func() { l.drain(lp) })
 	}
 	return nil
+}
+
+// drain waits for a shed loop's tasks, however long they run (asynq's
+// Shutdown would put back on the queue those still running after
+// ShutdownTimeout, to run again elsewhere), then shuts it down. When the
+// worker shuts down first, asynq's shutdown and its timeout apply.
+func (l *loops) drain(lp *loop) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		// A tick first: a task fetched just before Stop may not have
+		// reached its handler yet.
+		select {
+		case <-l.stopping:
+			lp.srv.Shutdown()
+			return
+		case <-t.C:
+		}
+		if lp.inFlight.Load() == 0 {
+			lp.srv.Shutdown()
+			return
+		}
+	}
 }
 
 // shutdown stops fetching on every loop first, then waits for all of them,
 // those shed before included, to finish their tasks.
 func (l *loops) shutdown() {
+	l.closeOnce.Do(func() { close(l.stopping) })
 	l.mu.Lock()
 	running := l.running
 	l.running = nil
 	l.mu.Unlock()
-	for _, s := range running {
-		s.Stop()
+	for _, lp := range running {
+		lp.srv.Stop()
 	}
 	var wg sync.WaitGroup
-	for _, s := range running {
-		wg.Go(s.Shutdown)
+	for _, lp := range running {
+		wg.Go(lp.srv.Shutdown)
 	}
 	wg.Wait()
 	l.shedding.Wait()

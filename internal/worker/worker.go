@@ -153,7 +153,7 @@ func New(o Options) (*Worker, error) {
 		w.queues = queues
 		slices.Sort(w.queues)
 	}
-	w.loops = &loops{handler: w.mux, gauge: gauge, newServer: func() *asynq.Server {
+	w.loops = &loops{handler: w.mux, gauge: gauge, stopping: make(chan struct{}), newServer: func() *asynq.Server {
 		return asynq.NewServerFromRedisClient(o.Redis, asynq.Config{
 			Queues:            o.Queues,
 			StrictPriority:    o.StrictPriority,
