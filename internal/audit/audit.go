@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -78,6 +80,16 @@ type Event struct {
 type Recorder struct {
 	log    *slog.Logger
 	events *prometheus.CounterVec
+
+	// kinds are each (action, outcome)'s counter and message, resolved
+	// once: copied on write, read without a lock on every mutation.
+	mu    sync.Mutex
+	kinds atomic.Pointer[map[[2]string]kind]
+}
+
+type kind struct {
+	counter prometheus.Counter
+	msg     string
 }
 
 // New returns a recorder logging to log and counting on reg. Recorders
@@ -95,16 +107,39 @@ func New(log *slog.Logger, reg prometheus.Registerer) (*Recorder, error) {
 		}
 		vec = are.ExistingCollector.(*prometheus.CounterVec)
 	}
-	return &Recorder{log: log, events: vec}, nil
+	r := &Recorder{log: log, events: vec}
+	r.kinds.Store(&map[[2]string]kind{})
+	return r, nil
 }
 
 // Precreate makes the series of these actions start at zero.
 func (r *Recorder) Precreate(actions ...string) {
 	for _, a := range actions {
 		for _, o := range Outcomes {
-			r.events.WithLabelValues(a, o)
+			r.kind(a, o)
 		}
 	}
+}
+
+func (r *Recorder) kind(action, outcome string) kind {
+	key := [2]string{action, outcome}
+	if k, ok := (*r.kinds.Load())[key]; ok {
+		return k
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old := *r.kinds.Load()
+	if k, ok := old[key]; ok {
+		return k
+	}
+	k := kind{counter: r.events.WithLabelValues(action, outcome), msg: "audit " + action + " " + outcome}
+	next := make(map[[2]string]kind, len(old)+1)
+	for kk, v := range old {
+		next[kk] = v
+	}
+	next[key] = k
+	r.kinds.Store(&next)
+	return k
 }
 
 // Record writes e as one line and counts it. A nil recorder records
@@ -116,13 +151,15 @@ func (r *Recorder) Record(ctx context.Context, e Event) {
 	if e.Actor == "" {
 		e.Actor = "anonymous"
 	}
-	r.events.WithLabelValues(e.Action, e.Outcome).Inc()
-	attrs := []slog.Attr{
+	k := r.kind(e.Action, e.Outcome)
+	k.counter.Inc()
+	var buf [14]slog.Attr // on the stack: every field, no allocation
+	attrs := append(buf[:0],
 		slog.Bool("audit", true),
 		slog.String("actor", e.Actor),
 		slog.String("action", e.Action),
 		slog.String("outcome", e.Outcome),
-	}
+	)
 	add := func(k, v string) {
 		if v != "" {
 			attrs = append(attrs, slog.String(k, v))
@@ -146,7 +183,7 @@ func (r *Recorder) Record(ctx context.Context, e Event) {
 		attrs = append(attrs, slog.Int("status", e.Status))
 	}
 	add("detail", e.Detail)
-	r.log.LogAttrs(ctx, slog.LevelInfo, "audit "+e.Action+" "+e.Outcome, attrs...)
+	r.log.LogAttrs(ctx, slog.LevelInfo, k.msg, attrs...)
 }
 
 // OutcomeOf maps an HTTP status to an outcome.

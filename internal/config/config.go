@@ -299,11 +299,16 @@ func retention(e *env) time.Duration {
 // Worker configures cmd/worker.
 type Worker struct {
 	Common
-	AdminAddr         string
-	Queues            map[string]int
-	StrictPriority    bool
-	Concurrency       int
-	Servers           int
+	AdminAddr      string
+	Queues         map[string]int
+	StrictPriority bool
+	Concurrency    int
+	// Servers is the number of asynq dequeue loops; 0 with AutoServers.
+	Servers int
+	// AutoServers runs between 1 and ServersMax loops as the backlog asks
+	// (WORKER_SERVERS=auto).
+	AutoServers       bool
+	ServersMax        int
 	ShutdownTimeout   time.Duration
 	TaskCheckInterval time.Duration
 	MaxResultBytes    int
@@ -346,7 +351,8 @@ func loadWorker(e *env) Worker {
 	c.Queues = q
 	c.StrictPriority = e.Bool("WORKER_STRICT_PRIORITY", false, "process queues in strict order high > default > low instead of by weight")
 	c.Concurrency = e.Int("WORKER_CONCURRENCY", DefaultConcurrency, 1, 10000, "tasks processed at once per dequeue loop (I/O-bound default)")
-	c.Servers = e.Int("WORKER_SERVERS", 1, 1, 64, "asynq dequeue loops in this process, each with WORKER_CONCURRENCY slots")
+	c.Servers, c.AutoServers = servers(e)
+	c.ServersMax = e.Int("WORKER_SERVERS_MAX", 4, 1, 64, "with WORKER_SERVERS=auto, the most dequeue loops one process runs")
 	c.ShutdownTimeout = e.Duration("WORKER_SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 10*time.Minute, "time in-flight tasks get to finish on SIGTERM before asynq requeues them")
 	c.MaxResultBytes = e.Int("TASK_MAX_RESULT_BYTES", 1<<20, 1, 64<<20, "largest result a task may store, in bytes; a larger one fails the task without retries")
 	c.TaskCheckInterval = e.Duration("WORKER_TASK_CHECK_INTERVAL", 10*time.Millisecond, time.Millisecond, time.Minute, "how long an idle dequeue loop sleeps between polls (latency floor vs idle Redis load)")
@@ -360,6 +366,23 @@ func loadWorker(e *env) Worker {
 	c.RecoveryInterval = e.Duration("WORKER_RECOVERY_INTERVAL", 2*time.Second, time.Second, 10*time.Minute, "how often a worker looks for tasks whose worker died (lease expired) and retries them")
 	c.LeaseExpiryMargin = e.Duration("WORKER_LEASE_EXPIRY_MARGIN", 5*time.Second, time.Second, 10*time.Minute, "how long a lease must have been expired before its task is retried elsewhere: above the clock skew between worker hosts")
 	return c
+}
+
+// DefaultServers is WORKER_SERVERS's default.
+const DefaultServers = "auto"
+
+// servers reads WORKER_SERVERS: a number of dequeue loops, or auto.
+func servers(e *env) (int, bool) {
+	raw := strings.TrimSpace(e.String("WORKER_SERVERS", DefaultServers, "asynq dequeue loops in this process, each with WORKER_CONCURRENCY slots: auto (one while the queues are short, up to WORKER_SERVERS_MAX under a backlog, shed after 30s of quiet) or a fixed number from 1 to 64"))
+	if strings.EqualFold(raw, "auto") {
+		return 0, true
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > 64 {
+		e.fail("WORKER_SERVERS", "%q is neither auto nor a number of loops from 1 to 64", raw)
+		return 1, false
+	}
+	return n, false
 }
 
 // ParseQueues parses "high:6,default:3,low:1" (a missing weight is 1).

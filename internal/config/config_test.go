@@ -27,6 +27,12 @@ func TestLoadWorkerDefaults(t *testing.T) {
 	if c.LogFormat != "text" || c.Env != EnvDev {
 		t.Errorf("dev defaults: format %q env %q", c.LogFormat, c.Env)
 	}
+	if c.AutoServers != (DefaultServers == "auto") || c.ServersMax != 4 {
+		t.Errorf("servers: auto %v max %d", c.AutoServers, c.ServersMax)
+	}
+	if c, err := LoadWorker(envOf(map[string]string{"WORKER_SERVERS": " Auto "})); err != nil || !c.AutoServers || c.Servers != 0 {
+		t.Errorf("WORKER_SERVERS=auto: %+v %v", c, err)
+	}
 }
 
 func TestMalformedValuesNameTheVariable(t *testing.T) {
@@ -79,6 +85,10 @@ func TestMalformedValuesNameTheVariable(t *testing.T) {
 		{"bad memory ratio", map[string]string{"REDIS_MAX_MEMORY_USE": "1.5"}, loadAppErr, "REDIS_MAX_MEMORY_USE"},
 		{"bad admin addr", map[string]string{"APP_ADMIN_ADDR": "9091"}, loadAppErr, "APP_ADMIN_ADDR"},
 		{"bad result cap", map[string]string{"TASK_MAX_RESULT_BYTES": "0"}, loadWorkerErr, "TASK_MAX_RESULT_BYTES"},
+		{"servers neither auto nor a number", map[string]string{"WORKER_SERVERS": "many"}, loadWorkerErr, "WORKER_SERVERS"},
+		{"no servers", map[string]string{"WORKER_SERVERS": "0"}, loadWorkerErr, "WORKER_SERVERS"},
+		{"too many servers", map[string]string{"WORKER_SERVERS": "65"}, loadWorkerErr, "WORKER_SERVERS"},
+		{"bad servers max", map[string]string{"WORKER_SERVERS_MAX": "0"}, loadWorkerErr, "WORKER_SERVERS_MAX"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -259,7 +269,8 @@ func TestEveryVariableTakesEffect(t *testing.T) {
 		{"WORKER_QUEUES", "high:2,low", func(_ App, w Worker, _ Monitor) bool { return cmp.Equal(w.Queues, map[string]int{"high": 2, "low": 1}) }},
 		{"WORKER_STRICT_PRIORITY", "true", func(_ App, w Worker, _ Monitor) bool { return w.StrictPriority }},
 		{"WORKER_CONCURRENCY", "3", func(_ App, w Worker, _ Monitor) bool { return w.Concurrency == 3 }},
-		{"WORKER_SERVERS", "2", func(_ App, w Worker, _ Monitor) bool { return w.Servers == 2 }},
+		{"WORKER_SERVERS", "2", func(_ App, w Worker, _ Monitor) bool { return w.Servers == 2 && !w.AutoServers }},
+		{"WORKER_SERVERS_MAX", "7", func(_ App, w Worker, _ Monitor) bool { return w.ServersMax == 7 }},
 		{"WORKER_SHUTDOWN_TIMEOUT", "9s", func(_ App, w Worker, _ Monitor) bool { return w.ShutdownTimeout == 9*time.Second }},
 		{"WORKER_TASK_CHECK_INTERVAL", "50ms", func(_ App, w Worker, _ Monitor) bool { return w.TaskCheckInterval == 50*time.Millisecond }},
 		{"CANARY_INTERVAL", "0", func(_ App, w Worker, _ Monitor) bool { return w.CanaryInterval == 0 }},

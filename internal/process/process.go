@@ -142,6 +142,7 @@ func (p *Process) Ops() http.Handler {
 func (p *Process) HandleOps(mux *http.ServeMux) {
 	mux.Handle("GET /metrics", telemetry.MetricsHandler(p.Registry))
 	p.HandleHealth(mux)
+	handleProfiling(mux)
 }
 
 // HandleHealth adds GET /healthz and GET /readyz (not /metrics) to mux, for
@@ -198,7 +199,10 @@ func Run(ctx context.Context, o Options, setup func(ctx context.Context, p *Proc
 		}
 		return fmt.Errorf("unknown arguments %q (only: healthcheck)", o.Args)
 	}
-	log := telemetry.NewLogger(o.Stderr, o.LogFormat, o.LogLevel).With(slog.String("service", o.Name))
+	// Closed last: every line, the shutdown's included, is written.
+	lw := telemetry.NewLogWriter(o.Stderr)
+	defer lw.Close()
+	log := telemetry.NewLogger(lw, o.LogFormat, o.LogLevel).With(slog.String("service", o.Name))
 	o.Tracing.Service, o.Tracing.Version = o.Name, o.Version
 	tr, err := telemetry.SetupTracing(ctx, o.Tracing)
 	if err != nil {

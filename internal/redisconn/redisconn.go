@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/extra/redisotel/v9"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/embedded"
 )
 
 // Default timeouts keep a dead Redis from hanging requests.
@@ -175,8 +176,12 @@ func (c connOpt) MakeRedisClient() any {
 // attributes are off: redisotel walks the stack for them on every command,
 // sampled or not (~8% of the app's CPU per enqueue in docs/benchmarks.md),
 // and the caller it finds is asynq's internals anyway.
+//
+// A command made under a span that was not sampled gets no span of its own
+// (it would not be sampled either): redisotel would otherwise start and end
+// one per command for 90% of requests at 10% sampling.
 func Instrument(c redis.UniversalClient, tp trace.TracerProvider) error {
-	if err := redisotel.InstrumentTracing(c, redisotel.WithTracerProvider(tp), redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)); err != nil {
+	if err := redisotel.InstrumentTracing(c, redisotel.WithTracerProvider(sampledParents{tp: tp}), redisotel.WithDBStatement(false), redisotel.WithCallerEnabled(false)); err != nil {
 		return fmt.Errorf("redis tracing: %w", err)
 	}
 	return nil
@@ -229,4 +234,30 @@ func cmpDur(d, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+// sampledParents is tp, except that its tracers start no span under a
+// parent that is valid, not sampled and not recording: they hand back the
+// context and the parent, whose End and attribute calls do nothing.
+type sampledParents struct {
+	embedded.TracerProvider
+	tp trace.TracerProvider
+}
+
+func (p sampledParents) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return sampledParentTracer{tr: p.tp.Tracer(name, opts...)}
+}
+
+type sampledParentTracer struct {
+	embedded.Tracer
+	tr trace.Tracer
+}
+
+func (t sampledParentTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if parent := trace.SpanFromContext(ctx); !parent.IsRecording() {
+		if sc := parent.SpanContext(); sc.IsValid() && !sc.IsSampled() {
+			return ctx, parent
+		}
+	}
+	return t.tr.Start(ctx, name, opts...)
 }

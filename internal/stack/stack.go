@@ -358,9 +358,14 @@ func Worker(_ context.Context, p *process.Process, cfg config.Worker) error {
 		}
 		p.Go("canary", pr.Run)
 	}
+	var autoscale *worker.Autoscale
+	if cfg.AutoServers {
+		autoscale = &worker.Autoscale{Max: cfg.ServersMax, Backlog: st}
+	}
 	w, err := worker.New(worker.Options{
 		Redis: rc, Catalogue: cat.WithLimits(tasks.Limits{MaxResultBytes: cfg.MaxResultBytes}), Cancels: st, Attempts: st, RetryDelay: cat.RetryDelay,
-		Queues: cfg.Queues, StrictPriority: cfg.StrictPriority, Concurrency: cfg.Concurrency,
+		Autoscale: autoscale,
+		Queues:    cfg.Queues, StrictPriority: cfg.StrictPriority, Concurrency: cfg.Concurrency,
 		Servers: cfg.Servers, ShutdownTimeout: cfg.ShutdownTimeout, TaskCheckInterval: cfg.TaskCheckInterval,
 		RecoveryInterval: cfg.RecoveryInterval, LeaseExpiryMargin: cfg.LeaseExpiryMargin,
 		LeaseExpiredRetryDelay: leaseExpiredRetryDelay, ForwardInterval: forwardInterval,

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"taskstack/internal/tasks"
 )
@@ -44,15 +45,7 @@ func (s *Store) Enqueue(ctx context.Context, p tasks.Prepared) (Enqueued, error)
 	if err := s.admit(p.Queue, 1); err != nil {
 		return Enqueued{}, err
 	}
-	ctx, span := s.tracer.Start(ctx, "send "+p.Queue,
-		trace.WithSpanKind(trace.SpanKindProducer),
-		trace.WithAttributes(
-			semconv.MessagingSystemKey.String(MessagingSystem),
-			semconv.MessagingOperationName("send"),
-			semconv.MessagingOperationTypeSend,
-			semconv.MessagingDestinationName(p.Queue),
-			attribute.String("taskstack.task.type", p.Type),
-		))
+	ctx, span := s.startProducer(ctx, p)
 	defer span.End()
 
 	now := s.now()
@@ -85,6 +78,28 @@ func (s *Store) Enqueue(ctx context.Context, p tasks.Prepared) (Enqueued, error)
 	}
 	span.SetAttributes(semconv.MessagingMessageID(info.ID))
 	return Enqueued{ID: info.ID, Queue: info.Queue, Type: info.Type, State: stateName(info.State)}, nil
+}
+
+// startProducer starts the PRODUCER span "send <queue>". Under a parent
+// that was not sampled (90% of requests at 10% sampling) it starts none:
+// the span would not be sampled either, and its attributes and IDs cost
+// every request. The parent's context then goes into the task's headers
+// (flags 00), so the worker does not sample the task either.
+func (s *Store) startProducer(ctx context.Context, p tasks.Prepared) (context.Context, trace.Span) {
+	if parent := trace.SpanFromContext(ctx); !parent.IsRecording() {
+		if sc := parent.SpanContext(); sc.IsValid() && !sc.IsSampled() {
+			return ctx, noop.Span{}
+		}
+	}
+	return s.tracer.Start(ctx, "send "+p.Queue,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			semconv.MessagingSystemKey.String(MessagingSystem),
+			semconv.MessagingOperationName("send"),
+			semconv.MessagingOperationTypeSend,
+			semconv.MessagingDestinationName(p.Queue),
+			attribute.String("taskstack.task.type", p.Type),
+		))
 }
 
 // Idempotency errors, worded for the client.

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"regexp"
 	"runtime"
-	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -109,32 +108,24 @@ func NewHTTPMetrics(reg prometheus.Registerer) (*HTTPMetrics, error) {
 	return m, nil
 }
 
-// Wrap instruments h, labelled with its route pattern (never the raw path,
-// which would make one series per task ID).
+// Wrap instruments h with the metrics only (no span), labelled with its
+// route pattern (never the raw path, which would make one series per task
+// ID).
 func (m *HTTPMetrics) Wrap(route string, h http.Handler) http.Handler {
+	rm := m.route(route)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := NewStatusRecorder(w)
 		h.ServeHTTP(sw, r)
-		method := boundedMethod(r.Method)
-		m.requests.WithLabelValues(method, route, strconv.Itoa(sw.Code())).Inc()
-		ObserveWithExemplar(r.Context(), m.duration.WithLabelValues(method, route), time.Since(start).Seconds())
+		rm.observe(r.Context(), r.Method, sw.Code(), time.Since(start))
 	})
-}
-
-func boundedMethod(m string) string {
-	switch m {
-	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
-		http.MethodDelete, http.MethodOptions:
-		return m
-	}
-	return "OTHER"
 }
 
 // StatusRecorder is a ResponseWriter that remembers the status code sent.
 type StatusRecorder struct {
 	http.ResponseWriter
 	code        int
+	written     int
 	wroteHeader bool
 }
 
@@ -155,7 +146,19 @@ func (w *StatusRecorder) WriteHeader(code int) {
 
 func (w *StatusRecorder) Write(b []byte) (int, error) {
 	w.wroteHeader = true
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.written += n
+	return n, err
+}
+
+// Recorder returns w itself when it is a StatusRecorder already (an
+// instrumented route's), else a new one around w: wrappers inside a route
+// share one.
+func Recorder(w http.ResponseWriter) *StatusRecorder {
+	if sw, ok := w.(*StatusRecorder); ok {
+		return sw
+	}
+	return NewStatusRecorder(w)
 }
 
 // Unwrap lets http.ResponseController reach Flush for server-sent events.

@@ -18,7 +18,7 @@ type auditKey struct{}
 func (s *Server) audited(action string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e := &audit.Event{Action: action, Remote: guard.RemoteIP(r)}
-		sw := telemetry.NewStatusRecorder(w)
+		sw := telemetry.Recorder(w)
 		h.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), auditKey{}, e)))
 		e.Status = sw.Code()
 		e.Outcome = audit.OutcomeOf(e.Status)

@@ -142,6 +142,9 @@ func (s *Server) limitSubmit(r *http.Request, n int) error {
 // grantSubmits takes up to n submissions from the caller's budget and says
 // how many it got.
 func (s *Server) grantSubmits(r *http.Request, n int) int {
+	if s.o.SubmitLimit.Rate() <= 0 {
+		return n
+	}
 	id := identity(r.Context())
 	key := id.Name
 	if id.Via == guard.ViaOpen || key == "" {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
+	"taskstack/internal/telemetry"
 	"taskstack/internal/testsupport"
 )
 
@@ -54,9 +57,10 @@ func BenchmarkDecodeCreateTask(b *testing.B) {
 	}
 }
 
-// BenchmarkCreateTaskHandler is the whole API handler (routes, otelhttp,
-// RED metrics, decode, validation, producer span, enqueue on a real
-// redis-server) without the network, serially and from parallel clients.
+// BenchmarkCreateTaskHandler is the whole API handler (routes, server
+// span, RED metrics, audit line, decode, validation, producer span, enqueue
+// on a real redis-server) without the network, serially and from parallel
+// clients.
 func BenchmarkCreateTaskHandler(b *testing.B) {
 	r := testsupport.StartRedis(b)
 	for _, tc := range []struct {
@@ -68,8 +72,19 @@ func BenchmarkCreateTaskHandler(b *testing.B) {
 			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1))),
 			sdktrace.WithBatcher(tracetest.NewNoopExporter()))},
 	} {
+		if sdk, ok := tc.tp.(*sdktrace.TracerProvider); ok {
+			b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+		}
 		rc := r.Client(b)
-		log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		// JSON at info to a file through the process's log writer, as the
+		// app logs: the audit line of every submission is written.
+		f, err := os.Create(filepath.Join(b.TempDir(), "app.log"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		lw := telemetry.NewLogWriter(f)
+		b.Cleanup(func() { _ = lw.Close(); _ = f.Close() })
+		log := telemetry.NewLogger(lw, "json", slog.LevelInfo)
 		st := store.New(store.Options{Redis: rc, Retention: time.Hour, Queues: tasks.Queues(), Tracer: tc.tp, Propagator: propagation.TraceContext{}})
 		app, err := New(Options{Store: st, Catalogue: tasks.NewCatalogue(), Logger: log, Registry: prometheus.NewRegistry(), Tracer: tc.tp, Propagator: propagation.TraceContext{}})
 		if err != nil {

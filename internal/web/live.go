@@ -100,18 +100,11 @@ func (c *snapshots) evict(now time.Time) {
 	}
 }
 
-// drop forgets every entry whose key starts with one of prefixes.
-func (c *snapshots) drop(prefixes ...string) {
+// drop forgets key's entry.
+func (c *snapshots) drop(key string) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	for k := range c.entries {
-		for _, p := range prefixes {
-			if strings.HasPrefix(k, p) {
-				delete(c.entries, k)
-				break
-			}
-		}
-	}
+	delete(c.entries, key)
+	c.mu.Unlock()
 }
 
 // Keys of the snapshots.

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
-
 	"taskstack/internal/audit"
 	"taskstack/internal/guard"
 )
@@ -26,9 +24,7 @@ func (s *Server) routes() http.Handler {
 			s.patterns = append(s.patterns, pattern)
 		}
 		// Span names and metric labels are the route pattern, never the raw path.
-		h = s.httpm.Wrap(pattern, h)
-		mux.Handle(pattern, otelhttp.NewHandler(h, pattern,
-			otelhttp.WithTracerProvider(s.o.Tracer), otelhttp.WithPropagators(s.o.Propagator)))
+		mux.Handle(pattern, s.httpm.Route(pattern, h))
 	}
 	page := func(scope guard.Scope, h handler) http.Handler { return s.require(scope, true, s.ui(h)) }
 	api := func(scope guard.Scope, h handler) http.Handler { return s.require(scope, false, s.api(h)) }

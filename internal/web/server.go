@@ -64,19 +64,21 @@ type Server struct {
 	cat      *tasks.Catalogue
 	log      *slog.Logger
 	auth     *guard.Authenticator
-	httpm    *telemetry.HTTPMetrics
+	httpm    *telemetry.HTTPServer
 	audit    *audit.Recorder
 	links    taskLinks
 	enqueued *prometheus.CounterVec
-	rejected *prometheus.CounterVec
-	lists    chan struct{}
-	streams  chan struct{}
-	live     *snapshots
-	errLog   *sampledLog
-	page     *pageRenderer
-	openapi  *snapshot
-	patterns []string
-	handler  http.Handler
+	// enqueuedSeries are enqueued's children by type, queue and outcome.
+	enqueuedSeries map[[3]string]prometheus.Counter
+	rejected       *prometheus.CounterVec
+	lists          chan struct{}
+	streams        chan struct{}
+	live           *snapshots
+	errLog         *sampledLog
+	page           *pageRenderer
+	openapi        *snapshot
+	patterns       []string
+	handler        http.Handler
 }
 
 // New builds the app's handler.
@@ -112,7 +114,7 @@ func New(o Options) (*Server, error) {
 		live: newSnapshots(o.LiveInterval, 512), errLog: newSampledLog(o.Logger, 5*time.Second),
 	}
 	var err error
-	if s.httpm, err = telemetry.NewHTTPMetrics(o.Registry); err != nil {
+	if s.httpm, err = telemetry.NewHTTPServer(o.Registry, o.Tracer, o.Propagator); err != nil {
 		return nil, err
 	}
 	if s.audit, err = audit.New(o.Logger, o.Registry); err != nil {
@@ -135,11 +137,13 @@ func New(o Options) (*Server, error) {
 	for _, reason := range []string{"rate_limit", "queue_full", "redis_full"} {
 		s.rejected.WithLabelValues(reason)
 	}
-	// Pre-create the known series so rates start from zero, not from absent.
+	// Pre-create the known series so rates start from zero, not from absent,
+	// and keep them: a submission reads a map instead of hashing labels.
+	s.enqueuedSeries = map[[3]string]prometheus.Counter{}
 	for _, typ := range s.cat.Submittable() {
 		for _, q := range tasks.Queues() {
 			for _, o := range []string{"ok", "rejected", "error"} {
-				s.enqueued.WithLabelValues(typ, q, o)
+				s.enqueuedSeries[[3]string{typ, q, o}] = s.enqueued.WithLabelValues(typ, q, o)
 			}
 		}
 	}
@@ -180,6 +184,10 @@ func (s *Server) countEnqueue(typ, queue string, err error) {
 		if p := classify(err); p.Status < 500 {
 			outcome = "rejected"
 		}
+	}
+	if c, ok := s.enqueuedSeries[[3]string{typ, queue, outcome}]; ok {
+		c.Inc()
+		return
 	}
 	s.enqueued.WithLabelValues(typ, queue, outcome).Inc()
 }

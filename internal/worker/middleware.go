@@ -150,6 +150,7 @@ func Middleware(o MiddlewareOptions) asynq.MiddlewareFunc {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	tracer, log, m := o.Tracer.Tracer("taskstack/internal/worker"), o.Logger, o.Metrics
+	spanNames, consumerKind := newProcessNames(), trace.WithSpanKind(trace.SpanKindConsumer)
 	return func(next asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 			start := time.Now()
@@ -160,9 +161,14 @@ func Middleware(o MiddlewareOptions) asynq.MiddlewareFunc {
 			ser := m.series(t.Type(), queue)
 
 			parent := o.Propagator.Extract(ctx, propagation.MapCarrier(t.Headers()))
-			opts := []trace.SpanStartOption{
-				trace.WithSpanKind(trace.SpanKindConsumer),
-				trace.WithAttributes(
+			// Attributes and the link are built for a recorded span only:
+			// at 10% sampling nine tasks in ten would build and drop them.
+			// (The sampler decides on the name, kind and parent, as the
+			// parent-based samplers of the docs do.)
+			ctx, span := tracer.Start(parent, spanNames.name(queue), consumerKind)
+			defer span.End()
+			if span.IsRecording() {
+				span.SetAttributes(
 					semconv.MessagingSystemKey.String(store.MessagingSystem),
 					semconv.MessagingOperationName("process"),
 					semconv.MessagingOperationTypeProcess,
@@ -171,13 +177,11 @@ func Middleware(o MiddlewareOptions) asynq.MiddlewareFunc {
 					attribute.String("taskstack.task.type", t.Type()),
 					attribute.Int("taskstack.task.retry_count", retried),
 					attribute.Int("taskstack.task.max_retry", maxRetry),
-				),
+				)
+				if sc := trace.SpanContextFromContext(parent); sc.IsValid() {
+					span.AddLink(trace.Link{SpanContext: sc})
+				}
 			}
-			if sc := trace.SpanContextFromContext(parent); sc.IsValid() {
-				opts = append(opts, trace.WithLinks(trace.Link{SpanContext: sc}))
-			}
-			ctx, span := tracer.Start(parent, "process "+queue, opts...)
-			defer span.End()
 
 			if at, ok := tasks.EnqueuedAt(t.Headers()); ok {
 				telemetry.ObserveWithExemplar(ctx, ser.wait, max(0, start.Sub(at).Seconds()))
@@ -236,6 +240,25 @@ func Middleware(o MiddlewareOptions) asynq.MiddlewareFunc {
 			return nil
 		})
 	}
+}
+
+// processNames are "process <queue>" for the catalogue's queues, built
+// once.
+type processNames map[string]string
+
+func newProcessNames() processNames {
+	n := processNames{}
+	for _, q := range tasks.Queues() {
+		n[q] = "process " + q
+	}
+	return n
+}
+
+func (n processNames) name(queue string) string {
+	if s, ok := n[queue]; ok {
+		return s
+	}
+	return "process " + queue
 }
 
 // errorType is a low-cardinality error.type value.

@@ -62,6 +62,9 @@ func BenchmarkMiddleware(b *testing.B) {
 		{name: "tracing=10%", tp: sdk(), sampleEvery: 10},
 		{name: "tracing=100%", tp: sdk(), sampleEvery: 1},
 	} {
+		if sdk, ok := bc.tp.(*sdktrace.TracerProvider); ok {
+			b.Cleanup(func() { _ = sdk.Shutdown(context.Background()) })
+		}
 		b.Run(bc.name, func(b *testing.B) {
 			h := asynq.Handler(nop)
 			if !bc.bare {

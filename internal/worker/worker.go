@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -47,8 +48,12 @@ type Options struct {
 	StrictPriority bool
 	// Concurrency is the number of tasks one dequeue loop runs at once.
 	Concurrency int
-	// Servers is the number of asynq dequeue loops (at least 1).
+	// Servers is the number of asynq dequeue loops (at least 1), unless
+	// Autoscale is set.
 	Servers int
+	// Autoscale, when set, runs between 1 and Autoscale.Max loops as the
+	// backlog asks (WORKER_SERVERS=auto); Servers is then ignored.
+	Autoscale *Autoscale
 	// ShutdownTimeout is how long in-flight tasks get on shutdown before
 	// asynq puts them back on their queue.
 	ShutdownTimeout time.Duration
@@ -88,12 +93,18 @@ type Options struct {
 
 // Worker is one process's asynq servers.
 type Worker struct {
-	o       Options
-	log     *slog.Logger
-	servers []*asynq.Server
-	mux     *asynq.ServeMux
+	o     Options
+	log   *slog.Logger
+	loops *loops
+	mux   *asynq.ServeMux
 	// attempts is nil without Options.Attempts.
 	attempts *attemptLog
+	// scaler and queues are set with Options.Autoscale; stop ends the
+	// autoscaling goroutine and scaled says it has.
+	scaler *scaler
+	queues []string
+	stop   context.CancelFunc
+	scaled chan struct{}
 }
 
 // New builds the servers; nothing runs until Run or Start.
@@ -130,8 +141,20 @@ func New(o Options) (*Worker, error) {
 	w.mux.Use(Middleware(mo))
 	o.Catalogue.Register(w.mux)
 
-	for range max(1, o.Servers) {
-		w.servers = append(w.servers, asynq.NewServerFromRedisClient(o.Redis, asynq.Config{
+	gauge, err := newLoopsGauge(o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	if o.Autoscale != nil {
+		if o.Autoscale.Backlog == nil {
+			return nil, fmt.Errorf("worker: autoscaling needs a backlog reader")
+		}
+		w.scaler = &scaler{a: o.Autoscale.withDefaults(o.TaskCheckInterval)}
+		w.queues = queues
+		slices.Sort(w.queues)
+	}
+	w.loops = &loops{handler: w.mux, gauge: gauge, stopping: make(chan struct{}), newServer: func() *asynq.Server {
+		return asynq.NewServerFromRedisClient(o.Redis, asynq.Config{
 			Queues:            o.Queues,
 			StrictPriority:    o.StrictPriority,
 			Concurrency:       o.Concurrency,
@@ -144,8 +167,8 @@ func New(o Options) (*Worker, error) {
 			RecovererInterval:        o.RecoveryInterval,
 			LeaseExpiryMargin:        o.LeaseExpiryMargin,
 			DelayedTaskCheckInterval: o.ForwardInterval,
-		}))
-	}
+		})
+	}}
 	return w, nil
 }
 
@@ -184,42 +207,58 @@ func asynqLevel(l *slog.Logger) asynq.LogLevel {
 	return asynq.ErrorLevel
 }
 
-// Start starts every dequeue loop.
+// Start starts the dequeue loops: Servers of them, or with Autoscale as
+// many as the backlog read now asks for, and then the goroutine that
+// adjusts them.
 func (w *Worker) Start() error {
 	if w.attempts != nil {
 		go w.attempts.run()
 	}
-	for i, s := range w.servers {
-		if err := s.Start(w.mux); err != nil {
-			for _, started := range w.servers[:i] {
-				started.Shutdown()
-			}
-			if w.attempts != nil {
-				w.attempts.close()
-			}
-			return fmt.Errorf("start asynq server: %w", err)
+	n := max(1, w.o.Servers)
+	if w.scaler != nil {
+		n = 1
+		ctx, cancel := context.WithTimeout(context.Background(), w.scaler.a.Interval)
+		if b, err := w.scaler.a.Backlog.Backlog(ctx, w.queues); err == nil {
+			n = w.scaler.next(1, b, time.Now())
 		}
+		cancel()
+	}
+	if err := w.loops.scale(n); err != nil {
+		w.loops.shutdown()
+		if w.attempts != nil {
+			w.attempts.close()
+		}
+		return err
+	}
+	servers := slog.Int("servers", n)
+	if w.scaler != nil {
+		servers = slog.String("servers", fmt.Sprintf("auto (1 to %d, %d now)", w.scaler.a.Max, n))
+		ctx, stop := context.WithCancel(context.Background())
+		w.stop, w.scaled = stop, make(chan struct{})
+		go func() {
+			defer close(w.scaled)
+			w.autoscale(ctx, w.scaler, w.queues)
+		}()
 	}
 	w.log.Info("worker started", slog.Any("queues", w.o.Queues), slog.Bool("strict_priority", w.o.StrictPriority),
-		slog.Int("concurrency", w.o.Concurrency), slog.Int("servers", len(w.servers)),
+		slog.Int("concurrency", w.o.Concurrency), servers,
 		slog.Duration("task_check_interval", w.o.TaskCheckInterval),
 		slog.Duration("recovery_interval", w.o.RecoveryInterval), slog.Duration("lease_expiry_margin", w.o.LeaseExpiryMargin))
 	return nil
 }
 
-// Shutdown stops fetching, waits up to ShutdownTimeout for in-flight tasks,
-// and lets asynq put the unfinished ones back on their queue.
+// Loops is the number of dequeue loops running now.
+func (w *Worker) Loops() int { return w.loops.count() }
+
+// Shutdown stops fetching on every loop, waits up to ShutdownTimeout for
+// in-flight tasks (those of loops shed earlier included), and lets asynq
+// put the unfinished ones back on their queue.
 func (w *Worker) Shutdown() {
-	for _, s := range w.servers {
-		s.Stop() // stop fetching on every loop first
+	if w.stop != nil {
+		w.stop()
+		<-w.scaled // no loop is added or shed from here on
 	}
-	done := make(chan struct{}, len(w.servers))
-	for _, s := range w.servers {
-		go func() { s.Shutdown(); done <- struct{}{} }()
-	}
-	for range w.servers {
-		<-done
-	}
+	w.loops.shutdown()
 	if w.attempts != nil {
 		w.attempts.close()
 	}

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,7 +49,10 @@ type options struct {
 	docs           string
 	command        string
 	keep           bool
+	pprof          string
 	phases         map[string]bool
+	sustain        time.Duration
+	sustainConns   int
 }
 
 func parseFlags(args []string) (options, error) {
@@ -65,18 +69,25 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.rate, "rate", 500, "steady enqueue rate of the latency phase, tasks/s")
 	fs.DurationVar(&o.latDur, "latency", 10*time.Second, "latency phase duration")
 	fs.DurationVar(&o.idle, "idle", 5*time.Second, "how long idle Redis commands are counted")
-	servers := fs.String("servers", "2,4,2x10", "worker layouts to try besides one loop: N (WORKER_SERVERS=N) or NxC (and WORKER_CONCURRENCY=C); empty: none")
+	servers := fs.String("servers", "auto,2,4,2x10", "worker layouts to try besides one loop: auto (WORKER_SERVERS=auto, also measured for idle cost and latency), N (WORKER_SERVERS=N) or NxC (and WORKER_CONCURRENCY=C); empty: none")
 	sweep := fs.String("sweep", "1ms,10ms,50ms,100ms,1s", "TaskCheckInterval values of the idle-cost/latency sweep (empty: none)")
 	fs.DurationVar(&o.sweepDur, "sweep-latency", 5*time.Second, "latency duration of each sweep point")
 	fs.StringVar(&o.docs, "docs", "", "rewrite the results block of this markdown file (docs/benchmarks.md)")
 	fs.StringVar(&o.command, "command", "", "command line to print in the report (default: this one)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (binaries, logs)")
-	phases := fs.String("phases", "http,processing,latency,servers", "phases of each round to run")
+	fs.StringVar(&o.pprof, "pprof", "", "after the rounds, profile both stacks (binaries built with -tags pprof) into this directory")
+	fs.DurationVar(&o.sustain, "sustain", 30*time.Second, "sustained end-to-end phase: HTTP submissions at the highest rate that keeps the backlog bounded while the worker processes, this long")
+	fs.IntVar(&o.sustainConns, "sustain-conns", 16, "HTTP clients of the sustained phase (paced on the backlog)")
+	phases := fs.String("phases", "http,processing,latency,servers,sustained", "phases of each round to run")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	for s := range strings.SplitSeq(*servers, ",") {
 		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if s == "auto" {
+			o.servers = append(o.servers, loops{}) // WORKER_SERVERS=auto
 			continue
 		}
 		ns, cs, hasC := strings.Cut(s, "x")
@@ -182,6 +193,11 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("round %d: %w", i+1, err)
 		}
 	}
+	if o.pprof != "" {
+		if err := profilePass(ctx, o, root, dir, o.pprof, sk, tp, starts); err != nil {
+			return fmt.Errorf("profiles: %w", err)
+		}
+	}
 	var sweep []sweepPoint
 	if len(o.sweepIntervals) > 0 {
 		fmt.Println("sweep: TaskCheckInterval and WORKER_SERVERS vs idle cost and latency (taskstack, one run each)")
@@ -218,9 +234,13 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-func build(ctx context.Context, root, dir string) (map[string]string, map[string]float64, error) {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", dir+"/",
-		"./cmd/app", "./cmd/worker", "./bench/cmd/rawapp", "./bench/cmd/rawworker")
+func build(ctx context.Context, root, dir string, tags ...string) (map[string]string, map[string]float64, error) {
+	args := []string{"build", "-trimpath", "-ldflags", "-s -w"}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	args = append(args, "-o", dir+"/", "./cmd/app", "./cmd/worker", "./bench/cmd/rawapp", "./bench/cmd/rawworker")
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -338,6 +358,33 @@ func round(ctx context.Context, o options, bins map[string]string, dir string, s
 		res.add(prefix+k+"/lat_p99", r.p99)
 		res.add(prefix+k+"/idle_cmds", r.idleCmds)
 		res.add(prefix+k+"/idle_cpu", r.idleCPU)
+		if k != kindTS || !slices.Contains(o.servers, loops{}) {
+			continue
+		}
+		r, err = b.latency(ctx, k, loops{}, o.checkInterval, o.idle, o.latDur)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  %-9s latency   p50 %6.2f ms  p99 %6.2f ms (%d samples)  idle %6.0f Redis cmds/s, Redis CPU %.1f%%  (loops auto)\n", k, r.p50, r.p99, r.samples, r.idleCmds, r.idleCPU)
+		res.add(prefix+k+"/lat_p50_sauto", r.p50)
+		res.add(prefix+k+"/lat_p99_sauto", r.p99)
+		res.add(prefix+k+"/idle_cmds_sauto", r.idleCmds)
+		res.add(prefix+k+"/idle_cpu_sauto", r.idleCPU)
+	}
+	for _, k := range kinds {
+		if !o.phases["sustained"] {
+			break
+		}
+		r, err := b.sustained(ctx, k, o.sustain, o.sustainConns)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("  %-9s sustained submit %6.0f/s  completed %6.0f/s  pending %+6.0f/s  submit→complete p50 %6.2f ms p99 %7.2f ms (%d probes, %d unfinished)  CPU %% app %3.0f worker %3.0f redis %3.0f\n",
+			k, r.submit, r.tps, r.growth, r.p50, r.p99, r.probes, r.unfinished, r.cpuApp, r.cpuWorker, r.cpuRedis)
+		for key, v := range map[string]float64{"sus_submit": r.submit, "sus_tps": r.tps, "sus_growth": r.growth, "sus_pending": r.pendingEnd, "sus_p50": r.p50, "sus_p99": r.p99,
+			"sus_cpu_app": r.cpuApp, "sus_cpu_worker": r.cpuWorker, "sus_cpu_redis": r.cpuRedis} {
+			res.add(prefix+k+"/"+key, v)
+		}
 	}
 	if aof || !o.phases["servers"] {
 		return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -70,16 +71,23 @@ func (b *bench) telemetryEnv(env map[string]string) map[string]string {
 	env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://" + b.sink.addr
 	env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
 	env["OTEL_TRACES_SAMPLER_ARG"] = "0.1"
+	// The HTTP phase piles up to ~400k tasks on one queue with no worker:
+	// far above the default cap of 100k pending, which stays checked.
+	env["QUEUE_MAX_PENDING"] = "100000000"
 	return env
 }
 
 // startWorker runs taskstack's worker or the raw baseline and returns it
 // once its admin port answers.
 // loops is a worker layout: dequeue loops (WORKER_SERVERS) and the
-// concurrency of each; concurrency 0 means the harness's -concurrency.
+// concurrency of each; concurrency 0 means the harness's -concurrency,
+// servers 0 WORKER_SERVERS=auto (taskstack only; raw gets one loop).
 type loops struct{ servers, concurrency int }
 
 func (l loops) String() string {
+	if l.servers == 0 {
+		return "auto"
+	}
 	if l.concurrency == 0 {
 		return strconv.Itoa(l.servers)
 	}
@@ -87,6 +95,24 @@ func (l loops) String() string {
 }
 
 func (b *bench) startWorker(kind string, queues []string, lp loops, interval time.Duration) (*proc, error) {
+	return retryStart(func() (*proc, error) { return b.startWorkerOnce(kind, queues, lp, interval) })
+}
+
+// retryStart tries start up to three times while the process exits before
+// it answers (a port taken between freeAddr and the bind).
+func retryStart(start func() (*proc, error)) (*proc, error) {
+	var err error
+	for range 3 {
+		var p *proc
+		if p, err = start(); err == nil || !errors.As(err, new(*exitedError)) {
+			return p, err
+		}
+		fmt.Fprintf(os.Stderr, "  retrying: %v\n", err)
+	}
+	return nil, err
+}
+
+func (b *bench) startWorkerOnce(kind string, queues []string, lp loops, interval time.Duration) (*proc, error) {
 	servers, conc := lp.servers, lp.concurrency
 	if conc == 0 {
 		conc = b.o.concurrency
@@ -99,13 +125,13 @@ func (b *bench) startWorker(kind string, queues []string, lp loops, interval tim
 			"WORKER_ADMIN_ADDR":          admin,
 			"WORKER_QUEUES":              weights(queues),
 			"WORKER_CONCURRENCY":         strconv.Itoa(conc),
-			"WORKER_SERVERS":             strconv.Itoa(servers),
+			"WORKER_SERVERS":             map[bool]string{true: "auto", false: strconv.Itoa(servers)}[servers == 0],
 			"WORKER_TASK_CHECK_INTERVAL": interval.String(),
 		}))
 	} else {
 		p, err = startProc(b.bins["rawworker"], b.logPath("rawworker"), map[string]string{
 			"REDIS_ADDR": b.redis.addr, "ADMIN_ADDR": admin, "QUEUES": weights(queues),
-			"CONCURRENCY": strconv.Itoa(conc), "SERVERS": strconv.Itoa(servers),
+			"CONCURRENCY": strconv.Itoa(conc), "SERVERS": strconv.Itoa(max(1, servers)),
 			"TASK_CHECK_INTERVAL": interval.String(),
 		})
 	}
@@ -120,13 +146,28 @@ func (b *bench) startWorker(kind string, queues []string, lp loops, interval tim
 	return p, nil
 }
 
+// startApp runs taskstack's app or the raw baseline and returns it once it
+// answers, with its base URL; the proc's url is where its /metrics and (in
+// a -tags pprof build) /debug/pprof are: the admin port for taskstack, the
+// one port for raw.
 func (b *bench) startApp(kind string) (*proc, string, error) {
-	addr := freeAddr()
+	var base string
+	p, err := retryStart(func() (*proc, error) {
+		p, u, err := b.startAppOnce(kind)
+		base = u
+		return p, err
+	})
+	return p, base, err
+}
+
+func (b *bench) startAppOnce(kind string) (*proc, string, error) {
+	addr, admin := freeAddr(), freeAddr()
 	var p *proc
 	var err error
 	if kind == kindTS {
-		p, err = startProc(b.bins["app"], b.logPath("app"), b.telemetryEnv(map[string]string{"APP_ADDR": addr}))
+		p, err = startProc(b.bins["app"], b.logPath("app"), b.telemetryEnv(map[string]string{"APP_ADDR": addr, "APP_ADMIN_ADDR": admin}))
 	} else {
+		admin = addr
 		p, err = startProc(b.bins["rawapp"], b.logPath("rawapp"), map[string]string{"APP_ADDR": addr, "REDIS_ADDR": b.redis.addr})
 	}
 	if err != nil {
@@ -136,6 +177,7 @@ func (b *bench) startApp(kind string) (*proc, string, error) {
 		p.stop()
 		return nil, "", err
 	}
+	p.url = "http://" + admin
 	return p, "http://" + addr, nil
 }
 
@@ -182,14 +224,8 @@ func (b *bench) backlog(ctx context.Context, queues []string) (pending, active i
 	return pending, active, nil
 }
 
-// processing enqueues n tasks round-robin over queues with no worker
-// running, then starts one and times first dequeue to last completion by
-// polling the pending and active lists every 5 ms.
-func (b *bench) processing(ctx context.Context, kind string, queues []string, lp loops) (r procResult, err error) {
-	if err := b.redis.flush(ctx); err != nil {
-		return r, err
-	}
-	n := b.o.tasks
+// prefill enqueues n tasks round-robin over queues from 16 goroutines.
+func (b *bench) prefill(ctx context.Context, kind string, queues []string, n int) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, 16)
@@ -210,7 +246,21 @@ func (b *bench) processing(ctx context.Context, kind string, queues []string, lp
 	wg.Wait()
 	close(errc)
 	if err := <-errc; err != nil {
-		return r, fmt.Errorf("pre-enqueue: %w", err)
+		return fmt.Errorf("pre-enqueue: %w", err)
+	}
+	return nil
+}
+
+// processing enqueues n tasks round-robin over queues with no worker
+// running, then starts one and times first dequeue to last completion by
+// polling the pending and active lists every 5 ms.
+func (b *bench) processing(ctx context.Context, kind string, queues []string, lp loops) (r procResult, err error) {
+	if err := b.redis.flush(ctx); err != nil {
+		return r, err
+	}
+	n := b.o.tasks
+	if err := b.prefill(ctx, kind, queues, n); err != nil {
+		return r, err
 	}
 
 	type span struct{ first, last time.Time }

@@ -54,7 +54,7 @@ func (p *proc) waitHTTP(url string, timeout time.Duration) error {
 		select {
 		case err := <-p.done:
 			p.done <- err
-			return fmt.Errorf("%s exited before %s answered: %v (log %s)", p.name, url, err, p.log.Name())
+			return &exitedError{fmt.Errorf("%s exited before %s answered: %v (log %s):\n%s", p.name, url, err, p.log.Name(), logTail(p.log.Name()))}
 		default:
 		}
 		resp, err := http.Get(url)
@@ -67,6 +67,19 @@ func (p *proc) waitHTTP(url string, timeout time.Duration) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("%s: %s did not answer within %s (log %s)", p.name, url, timeout, p.log.Name())
+}
+
+// exitedError is a process that exited before it answered: on a shared
+// machine, most often a port freeAddr picked and someone else took first.
+type exitedError struct{ error }
+
+// logTail is the end of a log, for an error message.
+func logTail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 1500 {
+		b = b[len(b)-1500:]
+	}
+	return string(b)
 }
 
 // peakRSS is VmHWM, the process's peak resident set, in MiB.

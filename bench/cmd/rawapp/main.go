@@ -52,6 +52,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 		w.WriteHeader(http.StatusAccepted)
 		_ = json.NewEncoder(w).Encode(map[string]string{"id": info.ID, "queue": info.Queue, "type": info.Type, "state": info.State.String()})
 	})
+	handleProfiling(mux)
 	srv := &http.Server{Addr: getenv("APP_ADDR"), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()

@@ -92,6 +92,7 @@ func run(ctx context.Context, getenv func(string) string) error {
 	admin.HandleFunc("GET /latency", func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(lat.snapshot())
 	})
+	handleProfiling(admin)
 	srv := &http.Server{Addr: getenv("ADMIN_ADDR"), Handler: admin, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.ListenAndServe() }()
 	<-ctx.Done()

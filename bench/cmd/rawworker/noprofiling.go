@@ -1,0 +1,7 @@
+//go:build !pprof
+
+package main
+
+import "net/http"
+
+func handleProfiling(*http.ServeMux) {}
