@@ -20,7 +20,7 @@ import (
 )
 
 // BenchmarkPage is the tutorial's own path through the whole handler
-// (routes, otelhttp, RED metrics, snapshots, templates) on a real
+// (routes, the SERVER span, RED metrics, snapshots, templates) on a real
 // redis-server, without the network: GET / and the no-JavaScript form's
 // POST /tasks followed by its redirect, as `make bench-page` drives them
 // with hey.
