@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -289,27 +290,7 @@ func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int,
 		data.Schedule = sched.val.(map[string]any)["entries"].([]scheduleJSON)
 	}
 	if q.searching() {
-		snap, err := s.searchSnapshot(ctx, q)
-		if err != nil {
-			return err
-		}
-		res := snap.val.(searchPage)
-		qs, err := s.queuesSnapshot(ctx)
-		if err != nil {
-			return err
-		}
-		data.Search, data.Page = &res, taskPage{Tasks: res.Tasks, PageSize: q.PageSize}
-		data.Queues = qs.val.(map[string]any)["queues"].([]queueJSON)
-		if res.Cursor != "" {
-			v := q.values()
-			v.Set("cursor", res.Cursor)
-			data.Next = "/?" + v.Encode()
-		}
-		f, err := s.page.frame(data, nil, nil)
-		if err != nil {
-			return err
-		}
-		return s.page.write(w, status, f, pageRequest{self: data.Self})
+		return s.renderSearch(ctx, w, status, q, data)
 	}
 	list, err := s.listSnapshot(ctx, q)
 	if err != nil {
@@ -320,29 +301,10 @@ func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int,
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		data.Self = "/" // the form's answer: refresh the list, not the POST
 	}
-	pageLink := func(n int) string {
-		v := r.URL.Query()
-		v.Del("submitted")
-		v.Set("page", fmt.Sprint(n))
-		return "/?" + v.Encode()
-	}
-	if q.Page > 1 {
-		data.Prev = pageLink(q.Page - 1)
-	}
-	if hasNext(q, view.Page.Total) {
-		data.Next = pageLink(q.Page + 1)
-	}
+	data.Prev, data.Next = pageLinks(r.URL.Query(), q, view.Page.Total)
 	req := pageRequest{self: data.Self, submitted: r.URL.Query().Get("submitted"), pageSize: q.PageSize}
 	if req.submitted != "" && q.Page == 1 && !slices.ContainsFunc(view.Page.Tasks, func(t taskJSON) bool { return t.ID == req.submitted }) {
-		// The list is a snapshot that may not show the task just submitted
-		// yet: put that one task on top, as this replica enqueued it or
-		// read from Redis.
-		if t, ok := s.page.recent.get(req.submitted); ok {
-			req.found = &t
-		} else if t, err := s.store.Find(ctx, req.submitted); err == nil {
-			tj := toTaskJSON(t)
-			req.found = &tj
-		}
+		req.found = s.submittedTask(ctx, req.submitted)
 	}
 	if len(errs) == 0 && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		// The list page as most requests see it: from its frame.
@@ -356,27 +318,92 @@ func (s *Server) renderIndex(w http.ResponseWriter, r *http.Request, status int,
 	}
 	if len(errs) > 0 {
 		data.Title = "Error: task not submitted"
-		for _, f := range formOrder {
-			if msg, ok := errs[f]; ok && f != "type" {
-				data.ErrorList = append(data.ErrorList, fieldMessage{Field: f, Message: msg})
-			}
-		}
-		if len(data.ErrorList) > 0 {
-			data.FirstError = data.ErrorList[0].Field
-		}
-		// Errors not about one control (unknown type, a malformed payload)
-		// point at the form as a whole.
-		for _, f := range slices.Sorted(maps.Keys(errs)) {
-			if f == "type" || !slices.Contains(formOrder, f) {
-				data.ErrorList = append(data.ErrorList, fieldMessage{Field: "task-form", Message: errs[f]})
-			}
-		}
+		data.ErrorList, data.FirstError = errorList(errs)
 	}
 	f, err := s.page.frame(data, list, sched)
 	if err != nil {
 		return err
 	}
 	return s.page.write(w, status, f, req)
+}
+
+// renderSearch writes the page of a search: its matches, with a link to
+// the next ones when it stopped at its bound.
+func (s *Server) renderSearch(ctx context.Context, w http.ResponseWriter, status int, q listQuery, data indexData) error {
+	snap, err := s.searchSnapshot(ctx, q)
+	if err != nil {
+		return err
+	}
+	res := snap.val.(searchPage)
+	qs, err := s.queuesSnapshot(ctx)
+	if err != nil {
+		return err
+	}
+	data.Search, data.Page = &res, taskPage{Tasks: res.Tasks, PageSize: q.PageSize}
+	data.Queues = qs.val.(map[string]any)["queues"].([]queueJSON)
+	if res.Cursor != "" {
+		v := q.values()
+		v.Set("cursor", res.Cursor)
+		data.Next = "/?" + v.Encode()
+	}
+	f, err := s.page.frame(data, nil, nil)
+	if err != nil {
+		return err
+	}
+	return s.page.write(w, status, f, pageRequest{self: data.Self})
+}
+
+// pageLinks are the list page's links to the previous and next pages
+// (empty when there is none), keeping the URL's filter.
+func pageLinks(query url.Values, q listQuery, total int) (prev, next string) {
+	link := func(n int) string {
+		v := maps.Clone(query)
+		v.Del("submitted")
+		v.Set("page", fmt.Sprint(n))
+		return "/?" + v.Encode()
+	}
+	if q.Page > 1 {
+		prev = link(q.Page - 1)
+	}
+	if hasNext(q, total) {
+		next = link(q.Page + 1)
+	}
+	return prev, next
+}
+
+// submittedTask is the task the form just submitted, which the list's
+// snapshot may not show yet: as this replica enqueued it, or read from
+// Redis (nil when it can't be found).
+func (s *Server) submittedTask(ctx context.Context, id string) *taskJSON {
+	if t, ok := s.page.recent.get(id); ok {
+		return &t
+	}
+	if t, err := s.store.Find(ctx, id); err == nil {
+		tj := toTaskJSON(t)
+		return &tj
+	}
+	return nil
+}
+
+// errorList orders a refused form's errors for the summary: the form's
+// controls in their order, then errors not about one control (an unknown
+// type, a malformed payload), which point at the form as a whole. first
+// is the control to focus.
+func errorList(errs map[string]string) (list []fieldMessage, first string) {
+	for _, f := range formOrder {
+		if msg, ok := errs[f]; ok && f != "type" {
+			list = append(list, fieldMessage{Field: f, Message: msg})
+		}
+	}
+	if len(list) > 0 {
+		first = list[0].Field
+	}
+	for _, f := range slices.Sorted(maps.Keys(errs)) {
+		if f == "type" || !slices.Contains(formOrder, f) {
+			list = append(list, fieldMessage{Field: "task-form", Message: errs[f]})
+		}
+	}
+	return list, first
 }
 
 // submitForm is the no-JavaScript path: validate with the API's rules, then

@@ -149,96 +149,127 @@ func Middleware(o MiddlewareOptions) asynq.MiddlewareFunc {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	tracer, log, m := o.Tracer.Tracer("taskstack/internal/worker"), o.Logger, o.Metrics
-	spanNames, consumerKind := newProcessNames(), trace.WithSpanKind(trace.SpanKindConsumer)
+	mw := &middleware{MiddlewareOptions: o, tracer: o.Tracer.Tracer("taskstack/internal/worker"), names: newProcessNames(),
+		consumer: trace.WithSpanKind(trace.SpanKindConsumer)}
 	return func(next asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
-			start := time.Now()
-			queue, _ := asynq.GetQueueName(ctx)
-			id, _ := asynq.GetTaskID(ctx)
-			retried, _ := asynq.GetRetryCount(ctx)
-			maxRetry, _ := asynq.GetMaxRetry(ctx)
-			ser := m.series(t.Type(), queue)
-
-			parent := o.Propagator.Extract(ctx, propagation.MapCarrier(t.Headers()))
-			// Attributes and the link are built for a recorded span only:
-			// at 10% sampling nine tasks in ten would build and drop them.
-			// (The sampler decides on the name, kind and parent, as the
-			// parent-based samplers of the docs do.)
-			ctx, span := tracer.Start(parent, spanNames.name(queue), consumerKind)
-			defer span.End()
-			if span.IsRecording() {
-				span.SetAttributes(
-					semconv.MessagingSystemKey.String(store.MessagingSystem),
-					semconv.MessagingOperationName("process"),
-					semconv.MessagingOperationTypeProcess,
-					semconv.MessagingDestinationName(queue),
-					semconv.MessagingMessageID(id),
-					attribute.String("taskstack.task.type", t.Type()),
-					attribute.Int("taskstack.task.retry_count", retried),
-					attribute.Int("taskstack.task.max_retry", maxRetry),
-				)
-				if sc := trace.SpanContextFromContext(parent); sc.IsValid() {
-					span.AddLink(trace.Link{SpanContext: sc})
-				}
-			}
-
-			if at, ok := tasks.EnqueuedAt(t.Headers()); ok {
-				telemetry.ObserveWithExemplar(ctx, ser.wait, max(0, start.Sub(at).Seconds()))
-			}
-			// Retries wait for their back-off by design: only first
-			// attempts say how long the queue kept a task waiting.
-			if due, ok := tasks.DueAt(t.Headers()); ok && retried == 0 {
-				telemetry.ObserveWithExemplar(ctx, ser.delay, max(0, start.Sub(due).Seconds()))
-			}
-			err := func() error {
-				// Cancelled through the API: asynq records the cancellation as
-				// an ordinary failure and retries it; end it here for good.
-				if retried > 0 && o.Cancels != nil {
-					cctx, cancel := context.WithTimeout(ctx, time.Second)
-					cancelled, _ := o.Cancels.CancelRequested(cctx, queue, id)
-					cancel()
-					if cancelled {
-						return fmt.Errorf("cancelled on request: %w", asynq.SkipRetry)
-					}
-				}
-				// Deferred: asynq recovers a handler's panic above us.
-				ser.inFlight.Inc()
-				defer ser.inFlight.Dec()
-				return next.ProcessTask(ctx, t)
-			}()
-			end := time.Now()
-			elapsed := end.Sub(start)
-			telemetry.ObserveWithExemplar(ctx, ser.duration, elapsed.Seconds())
-			if o.Attempts != nil && t.Type() != tasks.TypeCanary {
-				a := store.Attempt{Queue: queue, TaskID: id, N: retried + 1, StartedAt: start, FinishedAt: end, Worker: o.Worker}
-				if err != nil {
-					a.Error = err.Error()
-				}
-				o.Attempts(a)
-			}
-
-			attrs := func() []any {
-				return []any{
-					slog.String("task_id", id), slog.String("type", t.Type()), slog.String("queue", queue),
-					slog.Int("retried", retried), slog.Duration("duration", elapsed),
-				}
-			}
-			if err != nil {
-				ser.failure.Inc()
-				span.RecordError(err)
-				span.SetStatus(codes.Error, err.Error())
-				span.SetAttributes(semconv.ErrorTypeKey.String(errorType(ctx, err)))
-				final := retried >= maxRetry || errors.Is(err, asynq.SkipRetry)
-				log.WarnContext(ctx, "task failed", append(attrs(), slog.Bool("final", final), slog.Any("err", err))...)
-				return err
-			}
-			ser.success.Inc()
-			if log.Enabled(ctx, slog.LevelDebug) {
-				log.DebugContext(ctx, "task done", attrs()...)
-			}
-			return nil
+			return mw.process(ctx, t, next)
 		})
+	}
+}
+
+// middleware is Middleware's state, shared by every task.
+type middleware struct {
+	MiddlewareOptions
+	tracer   trace.Tracer
+	names    processNames
+	consumer trace.SpanStartOption
+}
+
+// run is one attempt at a task, as asynq's context describes it.
+type run struct {
+	queue, id         string
+	retried, maxRetry int
+	start, end        time.Time
+	ser               *series
+}
+
+func (mw *middleware) process(ctx context.Context, t *asynq.Task, next asynq.Handler) error {
+	r := run{start: time.Now()}
+	r.queue, _ = asynq.GetQueueName(ctx)
+	r.id, _ = asynq.GetTaskID(ctx)
+	r.retried, _ = asynq.GetRetryCount(ctx)
+	r.maxRetry, _ = asynq.GetMaxRetry(ctx)
+	r.ser = mw.Metrics.series(t.Type(), r.queue)
+
+	ctx, span := mw.startSpan(ctx, t, &r)
+	defer span.End()
+	if at, ok := tasks.EnqueuedAt(t.Headers()); ok {
+		telemetry.ObserveWithExemplar(ctx, r.ser.wait, max(0, r.start.Sub(at).Seconds()))
+	}
+	// Retries wait for their back-off by design: only first attempts say
+	// how long the queue kept a task waiting.
+	if due, ok := tasks.DueAt(t.Headers()); ok && r.retried == 0 {
+		telemetry.ObserveWithExemplar(ctx, r.ser.delay, max(0, r.start.Sub(due).Seconds()))
+	}
+	err := mw.handle(ctx, t, &r, next)
+	r.end = time.Now()
+	telemetry.ObserveWithExemplar(ctx, r.ser.duration, r.end.Sub(r.start).Seconds())
+	if mw.Attempts != nil && t.Type() != tasks.TypeCanary {
+		a := store.Attempt{Queue: r.queue, TaskID: r.id, N: r.retried + 1, StartedAt: r.start, FinishedAt: r.end, Worker: mw.Worker}
+		if err != nil {
+			a.Error = err.Error()
+		}
+		mw.Attempts(a)
+	}
+	mw.outcome(ctx, span, t, &r, err)
+	return err
+}
+
+// startSpan continues the trace of the task's headers in its CONSUMER
+// span. Attributes and the link are built for a recorded span only: at 10%
+// sampling nine tasks in ten would build and drop them. (The sampler
+// decides on the name, kind and parent, as the parent-based samplers of
+// the docs do.)
+func (mw *middleware) startSpan(ctx context.Context, t *asynq.Task, r *run) (context.Context, trace.Span) {
+	parent := mw.Propagator.Extract(ctx, propagation.MapCarrier(t.Headers()))
+	ctx, span := mw.tracer.Start(parent, mw.names.name(r.queue), mw.consumer)
+	if span.IsRecording() {
+		span.SetAttributes(
+			semconv.MessagingSystemKey.String(store.MessagingSystem),
+			semconv.MessagingOperationName("process"),
+			semconv.MessagingOperationTypeProcess,
+			semconv.MessagingDestinationName(r.queue),
+			semconv.MessagingMessageID(r.id),
+			attribute.String("taskstack.task.type", t.Type()),
+			attribute.Int("taskstack.task.retry_count", r.retried),
+			attribute.Int("taskstack.task.max_retry", r.maxRetry),
+		)
+		if sc := trace.SpanContextFromContext(parent); sc.IsValid() {
+			span.AddLink(trace.Link{SpanContext: sc})
+		}
+	}
+	return ctx, span
+}
+
+// handle runs the task, unless it is a retry of a task cancelled through
+// the API: asynq records the cancellation as an ordinary failure and
+// retries it; it ends here for good.
+func (mw *middleware) handle(ctx context.Context, t *asynq.Task, r *run, next asynq.Handler) error {
+	if r.retried > 0 && mw.Cancels != nil {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		cancelled, _ := mw.Cancels.CancelRequested(cctx, r.queue, r.id)
+		cancel()
+		if cancelled {
+			return fmt.Errorf("cancelled on request: %w", asynq.SkipRetry)
+		}
+	}
+	// Deferred: asynq recovers a handler's panic above us.
+	r.ser.inFlight.Inc()
+	defer r.ser.inFlight.Dec()
+	return next.ProcessTask(ctx, t)
+}
+
+// outcome counts the attempt's result, marks a failed span and logs it.
+func (mw *middleware) outcome(ctx context.Context, span trace.Span, t *asynq.Task, r *run, err error) {
+	attrs := func() []any {
+		return []any{
+			slog.String("task_id", r.id), slog.String("type", t.Type()), slog.String("queue", r.queue),
+			slog.Int("retried", r.retried), slog.Duration("duration", r.end.Sub(r.start)),
+		}
+	}
+	if err != nil {
+		r.ser.failure.Inc()
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(ctx, err)))
+		final := r.retried >= r.maxRetry || errors.Is(err, asynq.SkipRetry)
+		mw.Logger.WarnContext(ctx, "task failed", append(attrs(), slog.Bool("final", final), slog.Any("err", err))...)
+		return
+	}
+	r.ser.success.Inc()
+	if mw.Logger.Enabled(ctx, slog.LevelDebug) {
+		mw.Logger.DebugContext(ctx, "task done", attrs()...)
 	}
 }
 
