@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -196,23 +197,9 @@ const (
 )
 
 func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
-	v := r.URL.Query()
-	var read func(context.Context) (*snapshot, error)
-	switch v.Get("view") {
-	case "", "list":
-		q, err := parseListQuery(v)
-		if err != nil {
-			return err
-		}
-		read = func(ctx context.Context) (*snapshot, error) { return s.listSnapshot(ctx, q) }
-	case "task":
-		queue, id := v.Get("queue"), v.Get("id")
-		if _, _, err := pathTaskOf(queue, id); err != nil {
-			return err
-		}
-		read = func(ctx context.Context) (*snapshot, error) { return s.taskSnapshot(ctx, queue, id) }
-	default:
-		return newProblem(http.StatusUnprocessableEntity, "unknown view", fieldError("view", "must be list or task"))
+	read, err := s.eventsView(r.URL.Query())
+	if err != nil {
+		return err
 	}
 	select {
 	case s.streams <- struct{}{}:
@@ -222,53 +209,22 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		p.retryAfter = 5
 		return p
 	}
-	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	w.WriteHeader(http.StatusOK)
-	send := func(format string, args ...any) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
-		if _, err := fmt.Fprintf(w, format, args...); err != nil {
-			return false
-		}
-		return rc.Flush() == nil
-	}
-	if !send("retry: %d\n\n", s.o.LiveInterval.Milliseconds()*3) {
+	st := &eventStream{w: w, rc: http.NewResponseController(w)}
+	if !st.send("retry: %d\n\n", s.o.LiveInterval.Milliseconds()*3) {
 		return nil
 	}
 	ctx := r.Context()
 	tick := time.NewTicker(s.o.LiveInterval)
 	defer tick.Stop()
-	var last string
-	lastWrite := time.Now()
 	for {
 		snap, err := read(ctx)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			send("event: gone\ndata: {}\n\n")
+		if !st.push(ctx, snap, err) {
 			return nil
-		case err != nil:
-			if ctx.Err() != nil {
-				return nil
-			}
-			// Keep the stream: the next tick tries again. The page shows
-			// it is not live meanwhile.
-			if !send("event: unavailable\ndata: {}\n\n") {
-				return nil
-			}
-			lastWrite = time.Now()
-		case snap.etag != last:
-			if !send("event: snapshot\nid: %s\ndata: %s\n\n", snap.etag, snap.body) {
-				return nil
-			}
-			last, lastWrite = snap.etag, time.Now()
-		case time.Since(lastWrite) > heartbeatEvery:
-			if !send(": still here\n\n") {
-				return nil
-			}
-			lastWrite = time.Now()
 		}
 		select {
 		case <-ctx.Done():
@@ -276,4 +232,67 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// eventsView is the snapshot read of the view a stream asks for: a list
+// (its filter as the list's) or one task.
+func (s *Server) eventsView(v url.Values) (func(context.Context) (*snapshot, error), error) {
+	switch v.Get("view") {
+	case "", "list":
+		q, err := parseListQuery(v)
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) (*snapshot, error) { return s.listSnapshot(ctx, q) }, nil
+	case "task":
+		queue, id := v.Get("queue"), v.Get("id")
+		if _, _, err := pathTaskOf(queue, id); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) (*snapshot, error) { return s.taskSnapshot(ctx, queue, id) }, nil
+	}
+	return nil, newProblem(http.StatusUnprocessableEntity, "unknown view", fieldError("view", "must be list or task"))
+}
+
+// eventStream writes one viewer's server-sent events.
+type eventStream struct {
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	last      string    // the ETag of the last snapshot sent
+	lastWrite time.Time // for the heartbeat
+}
+
+// send writes and flushes one event; false when the viewer is gone.
+func (st *eventStream) send(format string, args ...any) bool {
+	_ = st.rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	if _, err := fmt.Fprintf(st.w, format, args...); err != nil {
+		return false
+	}
+	if st.rc.Flush() != nil {
+		return false
+	}
+	st.lastWrite = time.Now()
+	return true
+}
+
+// push sends what a read gave: the snapshot when it changed, gone when the
+// task is, unavailable while Redis fails (the stream stays: the next tick
+// tries again, and the page shows it is not live meanwhile), or a
+// heartbeat now and then. False ends the stream.
+func (st *eventStream) push(ctx context.Context, snap *snapshot, err error) bool {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		st.send("event: gone\ndata: {}\n\n")
+		return false
+	case err != nil:
+		return ctx.Err() == nil && st.send("event: unavailable\ndata: {}\n\n")
+	case snap.etag != st.last:
+		if !st.send("event: snapshot\nid: %s\ndata: %s\n\n", snap.etag, snap.body) {
+			return false
+		}
+		st.last = snap.etag
+	case time.Since(st.lastWrite) > heartbeatEvery:
+		return st.send(": still here\n\n")
+	}
+	return true
 }
