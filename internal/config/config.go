@@ -368,12 +368,15 @@ func loadWorker(e *env) Worker {
 	return c
 }
 
-// DefaultServers is WORKER_SERVERS's default.
-const DefaultServers = "auto"
+// DefaultServers is WORKER_SERVERS's default: one loop. auto is opt-in:
+// each loop has WORKER_CONCURRENCY slots, so auto can run up to
+// WORKER_SERVERS_MAX times as many tasks at once, and its throughput target
+// was not shown on the shared bench machine (docs/benchmarks.md).
+const DefaultServers = "1"
 
 // servers reads WORKER_SERVERS: a number of dequeue loops, or auto.
 func servers(e *env) (int, bool) {
-	raw := strings.TrimSpace(e.String("WORKER_SERVERS", DefaultServers, "asynq dequeue loops in this process, each with WORKER_CONCURRENCY slots: auto (one while the queues are short, up to WORKER_SERVERS_MAX under a backlog, shed after 30s of quiet) or a fixed number from 1 to 64"))
+	raw := strings.TrimSpace(e.String("WORKER_SERVERS", DefaultServers, "asynq dequeue loops in this process, each with WORKER_CONCURRENCY slots: a fixed number from 1 to 64, or auto (one while the queues are short, up to WORKER_SERVERS_MAX under a backlog, shed after 30s of quiet; up to WORKER_SERVERS_MAX × WORKER_CONCURRENCY tasks at once)"))
 	if strings.EqualFold(raw, "auto") {
 		return 0, true
 	}

@@ -31,8 +31,8 @@ var defaultIsFine = map[string]map[string]string{
 	}),
 	"worker": merge(commonDefaults, map[string]string{
 		"WORKER_STRICT_PRIORITY":     "weighted queues (WORKER_QUEUES) are the intended policy",
-		"WORKER_SERVERS":             "the binary's auto: one dequeue loop per replica while the queues are short, more under a backlog; replicas scale with WORKER_REPLICAS",
-		"WORKER_SERVERS_MAX":         "the binary's 4 loops per replica at most under a backlog",
+		"WORKER_SERVERS":             "the binary's one dequeue loop per replica; replicas scale with WORKER_REPLICAS",
+		"WORKER_SERVERS_MAX":         "only read with WORKER_SERVERS=auto, which compose does not set",
 		"WORKER_TASK_CHECK_INTERVAL": "the binary's default balances latency and idle Redis load",
 		"TASK_MAX_RESULT_BYTES":      "the binary's 1 MiB is far above what the shipped task types write",
 		"WORKER_RECOVERY_INTERVAL":   "the binary's default brings a crashed worker's tasks back within ~40s (docs/reliability.md)",
