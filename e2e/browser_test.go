@@ -88,7 +88,7 @@ func (s *browserStack) enqueue(t *testing.T, body map[string]any) string {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/api/v1/tasks", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testsupport.HTTPClient().Do(req)
 	if err != nil {
 		t.Fatalf("POST /api/v1/tasks: %v", err)
 	}
@@ -172,6 +172,10 @@ func newBrowserTab(t *testing.T, opts ...browserOption) *browserTab {
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
 		chromedp.UserDataDir(t.TempDir()),
+		// Chromium keeps its singleton socket in a directory of its own
+		// under TMPDIR and leaves it there when it is killed: give it one
+		// the test removes.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),

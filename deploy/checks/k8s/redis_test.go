@@ -13,6 +13,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"taskstack/internal/testsupport"
 )
 
 // TestRedisStatefulSet runs the Redis container's own command with its
@@ -88,7 +90,7 @@ func TestRedisStatefulSet(t *testing.T) {
 	})
 
 	redisCLI := func(auth bool, args ...string) (string, error) {
-		c := exec.Command(cli, append([]string{"-p", fmt.Sprint(port), "--no-auth-warning"}, args...)...)
+		c := testsupport.Command(t, 10*time.Second, cli, append([]string{"-p", fmt.Sprint(port), "--no-auth-warning"}, args...)...)
 		if auth {
 			c.Env = []string{"REDISCLI_AUTH=" + password}
 		}
