@@ -288,18 +288,21 @@ func prefill(t *testing.T, rc *redis.Client, counts map[string]int) {
 }
 
 // TestStrictPriority: with strict priority every high task starts before
-// any low one. 60 of each make it decisive: in weighted mode (6:1) the
-// chance that 60 high tasks come first by luck is (6/7)^60 ≈ 1e-4.
+// any low one. In weighted mode (high 6, low 1, one task at a time) each
+// start picks high with probability 6/7, so the chance that 100 high tasks
+// all come first by luck is (6/7)^100 ≈ 2e-7: a worker that ignores
+// StrictPriority fails here, not 1 run in 20.
 func TestStrictPriority(t *testing.T) {
 	t.Parallel()
+	const n = 100
 	b := setup(t, nil)
-	prefill(t, b.rc, map[string]int{"high": 60, "low": 60})
+	prefill(t, b.rc, map[string]int{"high": n, "low": n})
 	rec := &recorder{}
 	b.start(t, worker.Options{StrictPriority: true, Concurrency: 1, Catalogue: rec})
-	testsupport.Eventually(t, 30*time.Second, "all 120 tasks", func() bool { return len(rec.snapshot()) == 120 })
+	testsupport.Eventually(t, 30*time.Second, fmt.Sprintf("all %d tasks", 2*n), func() bool { return len(rec.snapshot()) == 2*n })
 	order := rec.snapshot()
 	for i, q := range order {
-		if (i < 60) != (q == "high") {
+		if (i < n) != (q == "high") {
 			t.Fatalf("task %d came from %s; every high task must start before any low task: %v", i, q, order)
 		}
 	}
