@@ -164,6 +164,7 @@ func newBrowserTab(t *testing.T, opts ...browserOption) *browserTab {
 	t.Cleanup(cancel)
 	var out bytes.Buffer
 	var outMu sync.Mutex
+	profile := t.TempDir()
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(testsupport.LookPath(t, "chromium")),
 		chromedp.Headless,
@@ -171,11 +172,7 @@ func newBrowserTab(t *testing.T, opts ...browserOption) *browserTab {
 		chromedp.DisableGPU,
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		// Chromium keeps its singleton socket in a directory of its own
-		// under TMPDIR and leaves it there when it is killed: give it one
-		// the test removes.
-		chromedp.Env("TMPDIR="+t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
@@ -193,6 +190,7 @@ func newBrowserTab(t *testing.T, opts ...browserOption) *browserTab {
 	t.Cleanup(func() {
 		cancelTab()
 		cancelAlloc()
+		removeSingletonDir(t, profile)
 		if t.Failed() {
 			outMu.Lock()
 			var lines []string
@@ -223,6 +221,24 @@ func newBrowserTab(t *testing.T, opts ...browserOption) *browserTab {
 		}
 	})
 	return tab
+}
+
+// removeSingletonDir removes the directory Chromium made for its singleton
+// socket (org.chromium.Chromium.XXXXXX under TMPDIR, linked from the
+// profile as SingletonSocket), which it leaves behind when it is killed, as
+// chromedp stops it. Pointing Chromium's TMPDIR into t.TempDir() instead
+// makes the socket's path too long for a Unix socket under a deep TMPDIR.
+func removeSingletonDir(t *testing.T, profile string) {
+	t.Helper()
+	target, err := os.Readlink(filepath.Join(profile, "SingletonSocket"))
+	if err != nil {
+		return // Chromium never got that far
+	}
+	if dir := filepath.Dir(target); strings.HasPrefix(filepath.Base(dir), "org.chromium.Chromium.") {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("remove Chromium's singleton directory: %v", err)
+		}
+	}
 }
 
 type browserLockedWriter struct {
