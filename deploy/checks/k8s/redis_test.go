@@ -81,6 +81,9 @@ func TestRedisStatefulSet(t *testing.T) {
 	cmd.Env = []string{"REDIS_PASSWORD=" + password, "PATH=" + os.Getenv("PATH")}
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
+	// redis-server, started by the script, must not hold Wait (and the
+	// cleanup) by keeping the output pipe open after the kill.
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
