@@ -165,6 +165,37 @@ func TestCancelledTaskIsNotRetried(t *testing.T) {
 	}
 }
 
+// TestFirstAttemptIgnoresTheCancelMark: only a retry asks whether its task
+// was cancelled (a first attempt cannot have been: Delete removes a task
+// that has not run), so a first attempt runs whatever the store says, and
+// costs no Redis round trip.
+func TestFirstAttemptIgnoresTheCancelMark(t *testing.T) {
+	t.Parallel()
+	b := setup(t, tasks.NewCatalogue())
+	b.start(t, worker.Options{Concurrency: 1})
+	id := b.enqueue(t, tasks.Request{Type: tasks.TypeEcho, Payload: json.RawMessage(`{"arg":"x","sleep":"5m"}`), Queue: "high", MaxRetry: new(3)})
+	b.waitState(t, "high", id, asynq.TaskStateActive)
+	if d, err := b.store.Delete(context.Background(), "high", id); err != nil || d != store.CancelRequested {
+		t.Fatalf("Delete of an active task = %v, %v; want CancelRequested", d, err)
+	}
+	if marked, err := b.store.CancelRequested(context.Background(), "high", id); err != nil || !marked {
+		t.Fatalf("cancel mark: %v, %v", marked, err)
+	}
+	m, err := worker.NewMetrics(prometheus.NewRegistry(), []string{tasks.TypeEcho}, []string{"high"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := false
+	h := worker.Middleware(worker.MiddlewareOptions{Metrics: m, Cancels: b.store})(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+		ran = true
+		return nil
+	}))
+	// The same task ID, as a first attempt.
+	if err := h.ProcessTask(taskContext(t, "high", id, 0, 3), asynq.NewTask(tasks.TypeEcho, nil)); err != nil || !ran {
+		t.Errorf("a first attempt of a task marked cancelled: ran %v, err %v; want it run", ran, err)
+	}
+}
+
 func TestMiddlewareWithoutCancelsRunsRetries(t *testing.T) {
 	t.Parallel()
 	m, err := worker.NewMetrics(prometheus.NewRegistry(), nil, nil)

@@ -182,10 +182,18 @@ func TestOutcomeLabels(t *testing.T) {
 	if final != 1 || notFinal != 1 {
 		t.Errorf("want one final and one retryable failure logged, got %d and %d:\n%s", final, notFinal, strings.Join(lines, "\n"))
 	}
-	for _, name := range []string{"taskstack_task_duration_seconds", "taskstack_task_queue_wait_seconds"} {
+	for _, name := range []string{"taskstack_task_duration_seconds", "taskstack_task_queue_wait_seconds", "taskstack_task_start_delay_seconds"} {
 		n, err := b.histogramCount(name, map[string]string{"type": tasks.TypeEcho, "queue": "default"})
 		if err != nil || n != 1 {
 			t.Errorf("%s count for demo:echo = %d (%v), want 1", name, n, err)
+		}
+	}
+	// Two attempts of the flaky task: both ran and waited, but only the
+	// first says how long the queue kept it (the retry waited its back-off).
+	for name, want := range map[string]uint64{"taskstack_task_duration_seconds": 2, "taskstack_task_queue_wait_seconds": 2, "taskstack_task_start_delay_seconds": 1} {
+		n, err := b.histogramCount(name, map[string]string{"type": "test:flaky", "queue": "high"})
+		if err != nil || n != want {
+			t.Errorf("%s count for test:flaky = %d (%v), want %d", name, n, err, want)
 		}
 	}
 }
