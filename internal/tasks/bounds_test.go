@@ -158,3 +158,17 @@ func TestJSONPath(t *testing.T) {
 		}
 	}
 }
+
+// TestResultCapIsInclusive: a result of exactly the cap is stored; one
+// byte more fails the task for good.
+func TestResultCapIsInclusive(t *testing.T) {
+	t.Parallel()
+	var got strings.Builder
+	w := &cappedWriter{w: &got, left: 5}
+	if n, err := w.Write([]byte("12345")); err != nil || n != 5 || got.String() != "12345" {
+		t.Errorf("a result of exactly the cap: %d, %v", n, err)
+	}
+	if _, err := w.Write([]byte("6")); !errors.Is(err, ErrResultTooLarge) {
+		t.Errorf("one byte past the cap: %v, want ErrResultTooLarge", err)
+	}
+}
