@@ -36,6 +36,10 @@ func TestRangesAreInclusive(t *testing.T) {
 		{"WORKER_QUEUES", "high:1000", loadWorkerErr, true},
 		{"WORKER_QUEUES", "high:1001", loadWorkerErr, false},
 		{"WORKER_QUEUES", "high:1", loadWorkerErr, true},
+		{"APP_ADDR", "127.0.0.1:0", loadAppErr, true},
+		{"APP_ADDR", ":65535", loadAppErr, true},
+		{"APP_ADDR", ":65536", loadAppErr, false},
+		{"APP_ADDR", ":-1", loadAppErr, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name+"="+tt.value, func(t *testing.T) {
