@@ -1,0 +1,141 @@
+package web_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"taskstack/internal/guard"
+	"taskstack/internal/testsupport"
+	"taskstack/internal/web"
+)
+
+// TestTaskJSONResultAndTimeout: a task that has not run has a null result
+// (not an empty one), and its timeout; a task without a timeout of its own
+// (asynq's deadline instead) has no timeout field.
+func TestTaskJSONResultAndTimeout(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	res := f.post(t, `{"type":"demo:echo","payload":{"arg":"x","sleep":"0s"},"process_in":"1h"}`)
+	if res.status != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", res.status, res.body)
+	}
+	self := res.header.Get("Location")
+	task := f.do(t, http.MethodGet, self, nil).json(t)
+	if r, ok := task["result"]; !ok || r != nil {
+		t.Errorf("result of a task that has not run: %#v (present %v), want null", r, ok)
+	}
+	if task["timeout"] != "11m0s" {
+		t.Errorf("timeout %v, want demo:echo's 11m0s", task["timeout"])
+	}
+
+	c := asynq.NewClientFromRedisClient(f.rc)
+	info, err := c.Enqueue(asynq.NewTask("test:raw", nil), asynq.Queue("default"), asynq.Deadline(time.Now().Add(time.Hour)), asynq.ProcessIn(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := f.do(t, http.MethodGet, "/api/v1/queues/default/tasks/"+info.ID, nil)
+	if raw.status != http.StatusOK {
+		t.Fatalf("GET the raw task: %d %s", raw.status, raw.body)
+	}
+	if _, ok := raw.json(t)["timeout"]; ok {
+		t.Errorf("a task with no timeout shows one: %s", raw.body)
+	}
+}
+
+// TestLoginKeepsWhereYouWereGoing: the login page sends you back to the
+// page you asked for, also after a wrong token, and a good login goes
+// there.
+func TestLoginKeepsWhereYouWereGoing(t *testing.T) {
+	t.Parallel()
+	f := setupAuth(t, nil)
+	const where = "/tasks/high/some-task"
+	hidden := `name="next" value="` + where + `"`
+	if res := f.do(t, http.MethodGet, where, nil); res.status != http.StatusUnauthorized || !strings.Contains(string(res.body), hidden) {
+		t.Errorf("GET %s without a session: %d, want the login page with %s:\n%s", where, res.status, hidden, res.body)
+	}
+	form := func(tok string) *strings.Reader {
+		return strings.NewReader(url.Values{"token": {tok}, "next": {where}}.Encode())
+	}
+	ct := []string{"Content-Type", "application/x-www-form-urlencoded"}
+	if res := f.do(t, http.MethodPost, "/login", form("tsk_wrong"), ct...); res.status != http.StatusUnauthorized || !strings.Contains(string(res.body), hidden) {
+		t.Errorf("a wrong token: %d, want the login page again with %s:\n%s", res.status, hidden, res.body)
+	}
+	client := testsupport.HTTPClient()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := client.Post(f.srv.URL+"/login", "application/x-www-form-urlencoded", form(f.tokens["reader"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != where {
+		t.Errorf("login: %d to %q, want 303 to %s", resp.StatusCode, resp.Header.Get("Location"), where)
+	}
+}
+
+// TestLoginLockout: an address that keeps sending wrong tokens to the
+// login form is answered 429 once its failures are used up.
+func TestLoginLockout(t *testing.T) {
+	t.Parallel()
+	f := setupAuth(t, nil)
+	var codes []int
+	for range 7 {
+		res := f.do(t, http.MethodPost, "/login", strings.NewReader("token=tsk_wrong"), "Content-Type", "application/x-www-form-urlencoded")
+		codes = append(codes, res.status)
+	}
+	if codes[0] != http.StatusUnauthorized || codes[len(codes)-1] != http.StatusTooManyRequests {
+		t.Errorf("wrong logins answered %v, want 401 first and 429 once locked out", codes)
+	}
+}
+
+// TestRateLimitRetryAfterAndCount: Retry-After is the time the budget takes
+// to refill what was asked (1 s at 2 a second), and a batch over the
+// budget counts each refused item once.
+func TestRateLimitRetryAfterAndCount(t *testing.T) {
+	t.Parallel()
+	f := setupAuth(t, func(o *web.Options) { o.SubmitLimit = guard.NewLimiter(2, 1) })
+	body := `{"type":"demo:echo","payload":{"arg":"x"}}`
+	if res := f.post(t, body, f.as("writer")...); res.status != http.StatusAccepted {
+		t.Fatalf("first submission: %d %s", res.status, res.body)
+	}
+	res := f.post(t, body, f.as("writer")...)
+	if res.status != http.StatusTooManyRequests || res.header.Get("Retry-After") != "1" {
+		t.Errorf("over the budget: %d, Retry-After %q; want 429 after 1 s", res.status, res.header.Get("Retry-After"))
+	}
+
+	g := setupAuth(t, func(o *web.Options) { o.SubmitLimit = guard.NewLimiter(0.001, 3) })
+	items := make([]string, 5)
+	for i := range items {
+		items[i] = body
+	}
+	b := g.do(t, http.MethodPost, "/api/v1/batches", strings.NewReader(`{"tasks":[`+strings.Join(items, ",")+`]}`), g.as("writer")...)
+	var out struct {
+		Results []struct {
+			Status int `json:"status"`
+		} `json:"results"`
+	}
+	if err := json.Unmarshal(b.body, &out); err != nil {
+		t.Fatalf("batch: %d %s", b.status, b.body)
+	}
+	var accepted, refused int
+	for _, r := range out.Results {
+		switch r.Status {
+		case http.StatusAccepted:
+			accepted++
+		case http.StatusTooManyRequests:
+			refused++
+		}
+	}
+	if accepted != 3 || refused != 2 {
+		t.Errorf("batch of 5 with a burst of 3: %d accepted, %d refused: %s", accepted, refused, b.body)
+	}
+	if n := testutil.ToFloat64(counter(t, g.reg, "taskstack_tasks_rejected_total")); n != 2 {
+		t.Errorf("taskstack_tasks_rejected_total = %v, want 2", n)
+	}
+}
