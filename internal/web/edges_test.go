@@ -1,17 +1,25 @@
 package web_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
 
 	"taskstack/internal/guard"
+	"taskstack/internal/store"
+	"taskstack/internal/tasks"
 	"taskstack/internal/testsupport"
 	"taskstack/internal/web"
 )
@@ -137,5 +145,93 @@ func TestRateLimitRetryAfterAndCount(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(counter(t, g.reg, "taskstack_tasks_rejected_total")); n != 2 {
 		t.Errorf("taskstack_tasks_rejected_total = %v, want 2", n)
+	}
+}
+
+// TestBatchAtTheQueueCap: a batch's items for one queue are admitted
+// together against its pending cap: all of them fit, or none.
+func TestBatchAtTheQueueCap(t *testing.T) {
+	t.Parallel()
+	r := testsupport.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = rc.Close() })
+	st := store.New(store.Options{Redis: rc, Retention: time.Hour, Queues: tasks.Queues(), MaxPending: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go st.Watch(ctx, 20*time.Millisecond)
+	app, err := web.New(web.Options{Store: st, Catalogue: tasks.NewCatalogue(), Registry: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(app)
+	t.Cleanup(srv.Close)
+	f := &fixture{srv: srv}
+	item := `{"type":"demo:echo","queue":"high"}`
+	statuses := func(n int) []int {
+		items := make([]string, n)
+		for i := range items {
+			items[i] = item
+		}
+		b := f.do(t, http.MethodPost, "/api/v1/batches", strings.NewReader(`{"tasks":[`+strings.Join(items, ",")+`]}`))
+		var out struct {
+			Results []struct {
+				Status int `json:"status"`
+			} `json:"results"`
+		}
+		if err := json.Unmarshal(b.body, &out); err != nil {
+			t.Fatalf("batch: %d %s", b.status, b.body)
+		}
+		var got []int
+		for _, r := range out.Results {
+			got = append(got, r.Status)
+		}
+		return got
+	}
+	// Wait for the first reading: until then nothing is capped.
+	testsupport.Eventually(t, 10*time.Second, "the store's first capacity reading", func() bool {
+		return st.Admit("high", 3) != nil
+	})
+	if got := statuses(3); !slices.Equal(got, []int{429, 429, 429}) {
+		t.Errorf("3 items into a queue capped at 2: %v, want all refused", got)
+	}
+	if got := statuses(2); !slices.Equal(got, []int{202, 202}) {
+		t.Errorf("2 items into an empty queue capped at 2: %v, want both accepted", got)
+	}
+}
+
+// TestRetriesLeft: a task retried once of its 3 retries has 2 left.
+func TestRetriesLeft(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	res := f.post(t, `{"type":"demo:echo","payload":{"arg":"x","sleep":"0s"},"queue":"high","max_retry":3}`)
+	if res.status != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", res.status, res.body)
+	}
+	self := res.header.Get("Location")
+	// A server whose handler fails, with a retry an hour away: the task
+	// waits in the retry state with one retry used.
+	srv := asynq.NewServerFromRedisClient(f.rc, asynq.Config{
+		Queues: map[string]int{"high": 1}, TaskCheckInterval: 10 * time.Millisecond, LogLevel: asynq.ErrorLevel,
+		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return time.Hour },
+	})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(tasks.TypeEcho, func(context.Context, *asynq.Task) error { return errors.New("boom") })
+	if err := srv.Start(mux); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	var got struct {
+		State       string `json:"state"`
+		Retried     int    `json:"retried"`
+		RetriesLeft *int   `json:"retries_left"`
+	}
+	testsupport.Eventually(t, 15*time.Second, "the task in retry", func() bool {
+		if err := json.Unmarshal(f.do(t, http.MethodGet, self, nil).body, &got); err != nil {
+			t.Fatal(err)
+		}
+		return got.State == "retry"
+	})
+	if got.Retried != 1 || got.RetriesLeft == nil || *got.RetriesLeft != 2 {
+		t.Errorf("retried %d, retries left %v; want 1 and 2", got.Retried, got.RetriesLeft)
 	}
 }
