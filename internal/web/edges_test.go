@@ -4,14 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -199,7 +202,10 @@ func TestBatchAtTheQueueCap(t *testing.T) {
 	}
 }
 
-// TestRetriesLeft: a task retried once of its 3 retries has 2 left.
+// TestRetriesLeft: a task retried once of its 3 retries has 2 left, and
+// its timeline has the failure once: from asynq when no attempt record
+// says so, from the record when one does (also one written before asynq
+// counted the retry).
 func TestRetriesLeft(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
@@ -224,14 +230,52 @@ func TestRetriesLeft(t *testing.T) {
 		State       string `json:"state"`
 		Retried     int    `json:"retried"`
 		RetriesLeft *int   `json:"retries_left"`
+		Timeline    []struct {
+			Event   string `json:"event"`
+			Attempt int    `json:"attempt"`
+		} `json:"timeline"`
 	}
-	testsupport.Eventually(t, 15*time.Second, "the task in retry", func() bool {
+	events := func() []string {
+		t.Helper()
 		if err := json.Unmarshal(f.do(t, http.MethodGet, self, nil).body, &got); err != nil {
 			t.Fatal(err)
 		}
+		var out []string
+		for _, e := range got.Timeline {
+			out = append(out, fmt.Sprintf("%s %d", e.Event, e.Attempt))
+		}
+		return out
+	}
+	testsupport.Eventually(t, 15*time.Second, "the task in retry", func() bool {
+		events()
 		return got.State == "retry"
 	})
 	if got.Retried != 1 || got.RetriesLeft == nil || *got.RetriesLeft != 2 {
 		t.Errorf("retried %d, retries left %v; want 1 and 2", got.Retried, got.RetriesLeft)
+	}
+	if diff := cmp.Diff([]string{"enqueued 0", "attempt_failed 1", "retry_scheduled 2"}, events()); diff != "" {
+		t.Errorf("timeline without attempt records (-want +got):\n%s", diff)
+	}
+	id := path.Base(self)
+	now := time.Now()
+	// Then the answer, which viewers share for a moment, shows it.
+	record := func(n int) []string {
+		t.Helper()
+		a := store.Attempt{Queue: "high", TaskID: id, N: n, StartedAt: now.Add(-time.Second), FinishedAt: now, Error: "boom", Worker: "w"}
+		if err := f.store.RecordAttempts(context.Background(), []store.Attempt{a}); err != nil {
+			t.Fatal(err)
+		}
+		var ev []string
+		testsupport.Eventually(t, 10*time.Second, fmt.Sprintf("attempt %d in the timeline", n), func() bool {
+			ev = events()
+			return slices.Contains(ev, fmt.Sprintf("attempt_started %d", n))
+		})
+		return ev
+	}
+	if diff := cmp.Diff([]string{"enqueued 0", "attempt_started 1", "attempt_failed 1", "retry_scheduled 2"}, record(1)); diff != "" {
+		t.Errorf("timeline with the failure recorded (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"enqueued 0", "attempt_started 1", "attempt_failed 1", "attempt_started 2", "attempt_failed 2", "retry_scheduled 2"}, record(2)); diff != "" {
+		t.Errorf("timeline with a record ahead of asynq's count (-want +got):\n%s", diff)
 	}
 }
