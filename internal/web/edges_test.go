@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -23,6 +24,7 @@ import (
 	"taskstack/internal/guard"
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
+	"taskstack/internal/telemetry"
 	"taskstack/internal/testsupport"
 	"taskstack/internal/web"
 )
@@ -277,5 +279,53 @@ func TestRetriesLeft(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"enqueued 0", "attempt_started 1", "attempt_failed 1", "attempt_started 2", "attempt_failed 2", "retry_scheduled 2"}, record(2)); diff != "" {
 		t.Errorf("timeline with a record ahead of asynq's count (-want +got):\n%s", diff)
+	}
+}
+
+// TestServerFaultsAreLoggedSampled: a 5xx (500 or 503) is logged, at most
+// once per kind every few seconds, with how many were left out; a client's
+// mistake (4xx) is not logged, and only problems that say when to retry
+// carry Retry-After.
+func TestServerFaultsAreLoggedSampled(t *testing.T) {
+	t.Parallel()
+	r := testsupport.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = rc.Close() })
+	logs := testsupport.NewLogBuffer(t)
+	app, _ := newApp(t, rc, web.Options{Registry: prometheus.NewRegistry(), Logger: telemetry.NewLogger(logs, "json", slog.LevelDebug)})
+	srv := httptest.NewServer(app)
+	t.Cleanup(srv.Close)
+	f := &fixture{srv: srv}
+	failed := func() []string { return logs.Lines(`"msg":"request failed"`) }
+
+	res := f.do(t, http.MethodGet, "/api/v1/queues/high/tasks/nope", nil)
+	if res.status != http.StatusNotFound || res.header.Get("Retry-After") != "" {
+		t.Errorf("an unknown task: %d, Retry-After %q; want 404 without", res.status, res.header.Get("Retry-After"))
+	}
+	if l := failed(); len(l) != 0 {
+		t.Errorf("a 404 was logged as a failure: %v", l)
+	}
+
+	// A key of the wrong type where a task should be: an error nobody
+	// classified, so 500.
+	if err := rc.Set(context.Background(), "asynq:{high}:t:broken", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if res := f.do(t, http.MethodGet, "/api/v1/queues/high/tasks/broken", nil); res.status != http.StatusInternalServerError {
+		t.Fatalf("a task key of the wrong type: %d %s, want 500", res.status, res.body)
+	}
+	if l := failed(); len(l) != 1 || !strings.Contains(l[0], `"status":500`) || strings.Contains(l[0], "suppressed") {
+		t.Errorf("after a 500, the failure lines: %v; want one, with status 500 and nothing suppressed", l)
+	}
+
+	r.Stop()
+	for range 3 {
+		if res := f.do(t, http.MethodGet, "/api/v1/queues", nil); res.status != http.StatusServiceUnavailable {
+			t.Fatalf("queues with Redis down: %d", res.status)
+		}
+	}
+	l := failed()
+	if len(l) != 2 || !strings.Contains(l[1], `"status":503`) || strings.Contains(l[1], "suppressed") {
+		t.Errorf("after three 503s in a row, the failure lines: %v; want one more, for the first 503", l)
 	}
 }
