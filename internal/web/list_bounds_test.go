@@ -33,3 +33,22 @@ func TestListQueryBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestListQueryValues: the filters a list was read with are the ones its
+// links carry on (and the key its snapshot is shared under), and no empty
+// filter is added.
+func TestListQueryValues(t *testing.T) {
+	t.Parallel()
+	const full = "q=boom&queue=high&since=2026-01-02T03%3A04%3A05Z&state=retry&type=demo%3Aecho&until=2026-01-03T00%3A00%3A00Z"
+	v, _ := url.ParseQuery(full)
+	q, err := parseListQuery(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := q.values().Encode(); got != full {
+		t.Errorf("values() = %s, want %s", got, full)
+	}
+	if got := (listQuery{}).values().Encode(); got != "" {
+		t.Errorf("no filter: values() = %q, want none", got)
+	}
+}
