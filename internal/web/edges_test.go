@@ -329,3 +329,40 @@ func TestServerFaultsAreLoggedSampled(t *testing.T) {
 		t.Errorf("after three 503s in a row, the failure lines: %v; want one more, for the first 503", l)
 	}
 }
+
+// TestSearchLinksCarryTheCursor: a search's first page links to itself
+// without a cursor and to the next page with one; the next page's own link
+// carries its cursor.
+func TestSearchLinksCarryTheCursor(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for range 3 {
+		if res := f.post(t, `{"type":"demo:fail","payload":{"message":"x"},"process_in":"1h"}`); res.status != http.StatusAccepted {
+			t.Fatalf("submit: %d %s", res.status, res.body)
+		}
+	}
+	type page struct {
+		Tasks []struct{} `json:"tasks"`
+		Links struct {
+			Self string `json:"self"`
+			Next string `json:"next"`
+		} `json:"links"`
+	}
+	get := func(path string) page {
+		t.Helper()
+		var p page
+		res := f.do(t, http.MethodGet, path, nil)
+		if err := json.Unmarshal(res.body, &p); err != nil || res.status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, res.status, res.body)
+		}
+		return p
+	}
+	first := get("/api/v1/tasks?type=demo:fail&page_size=1")
+	if strings.Contains(first.Links.Self, "cursor=") || !strings.Contains(first.Links.Next, "cursor=") {
+		t.Fatalf("first page links %+v: want self without a cursor, next with one", first.Links)
+	}
+	second := get(first.Links.Next)
+	if second.Links.Self != first.Links.Next {
+		t.Errorf("the next page's self link %q, want the link that led to it, %q", second.Links.Self, first.Links.Next)
+	}
+}
