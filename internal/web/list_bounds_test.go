@@ -52,3 +52,22 @@ func TestListQueryValues(t *testing.T) {
 		t.Errorf("no filter: values() = %q, want none", got)
 	}
 }
+
+// TestHasNext: a next page exists while tasks remain, up to MaxPage.
+func TestHasNext(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		page, size, total int
+		want              bool
+	}{
+		{1, 10, 11, true},
+		{1, 10, 10, false},
+		{2, 10, 30, true},
+		{MaxPage - 1, 1, MaxPage + 5, true},
+		{MaxPage, 1, MaxPage + 5, false},
+	} {
+		if got := hasNext(listQuery{Page: c.page, PageSize: c.size}, c.total); got != c.want {
+			t.Errorf("hasNext(page %d of %d, total %d) = %v, want %v", c.page, c.size, c.total, got, c.want)
+		}
+	}
+}
