@@ -366,3 +366,32 @@ func TestSearchLinksCarryTheCursor(t *testing.T) {
 		t.Errorf("the next page's self link %q, want the link that led to it, %q", second.Links.Self, first.Links.Next)
 	}
 }
+
+// TestPageLinks: the first page has no link back, the second links back to
+// the first.
+func TestPageLinks(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for range 3 {
+		if res := f.post(t, `{"type":"demo:echo","payload":{"arg":"x"},"queue":"low"}`); res.status != http.StatusAccepted {
+			t.Fatalf("submit: %d %s", res.status, res.body)
+		}
+	}
+	links := func(path string) map[string]any {
+		t.Helper()
+		res := f.do(t, http.MethodGet, path, nil)
+		if res.status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, res.status, res.body)
+		}
+		l, _ := res.json(t)["links"].(map[string]any)
+		return l
+	}
+	first := links("/api/v1/tasks?queue=low&state=pending&page_size=1")
+	if _, ok := first["prev"]; ok || first["next"] == nil {
+		t.Errorf("first page links %v: want next and no prev", first)
+	}
+	second := links(first["next"].(string))
+	if second["prev"] != first["self"] {
+		t.Errorf("second page links back to %v, want the first page %v", second["prev"], first["self"])
+	}
+}
