@@ -410,3 +410,27 @@ func TestPageLinks(t *testing.T) {
 		t.Errorf("second page links back to %v, want the first page %v", second["prev"], first["self"])
 	}
 }
+
+// TestErrorPages: a person's error page says what was wrong for a 4xx,
+// never a server fault's text for a 5xx, and when to retry only when
+// there is something to wait for.
+func TestErrorPages(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	res := f.do(t, http.MethodGet, "/tasks/high/nope", nil)
+	if res.status != http.StatusNotFound || res.header.Get("Retry-After") != "" || !strings.Contains(string(res.body), "This task does not exist") {
+		t.Errorf("an unknown task's page: %d, Retry-After %q:\n%s", res.status, res.header.Get("Retry-After"), res.body)
+	}
+	if err := f.rc.Set(context.Background(), "asynq:{high}:t:broken", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res = f.do(t, http.MethodGet, "/tasks/high/broken", nil)
+	if body := string(res.body); res.status != http.StatusInternalServerError || !strings.Contains(body, "Something went wrong on our side") || strings.Contains(body, "WRONGTYPE") {
+		t.Errorf("a server fault's page: %d:\n%s", res.status, body)
+	}
+	f.redis.Stop()
+	res = f.do(t, http.MethodGet, "/tasks/high/any", nil)
+	if res.status != http.StatusServiceUnavailable || res.header.Get("Retry-After") == "" || !strings.Contains(string(res.body), "The task store is unavailable right now") {
+		t.Errorf("the page with Redis down: %d, Retry-After %q:\n%s", res.status, res.header.Get("Retry-After"), res.body)
+	}
+}
