@@ -26,7 +26,7 @@ FUZZTIME ?= 10m
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
 
-## mutate: mutation testing (go-gremlins) of internal/tasks, config, worker and web against their own tests; prints each package's efficacy (slow: about an hour; docs/testing.md)
+## mutate: mutation testing (go-gremlins) of internal/tasks, config, worker and web against their own tests; prints each package's efficacy (slow: ~1.5 h on 2 busy cores; docs/testing.md)
 mutate:
 	bash scripts/mutate.sh
 

@@ -7,7 +7,8 @@
 # time are TIMED OUT and count in neither. docs/testing.md keeps the
 # figures and the survivors that are equivalent mutants.
 #
-# Slow by nature (one `go test` per mutant): about an hour on 2 busy cores.
+# Slow by nature (one `go test` per mutant): about an hour and a half on 2
+# busy cores, most of it internal/web (~55 min).
 #   MUTATE_PACKAGES   packages to test (default: the four below)
 #   MUTATE_WORKERS    mutants tested at once (default 2)
 #   MUTATE_TIMEOUT_COEFFICIENT  a mutant's test run may take this many times
