@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -432,5 +433,67 @@ func TestErrorPages(t *testing.T) {
 	res = f.do(t, http.MethodGet, "/tasks/high/any", nil)
 	if res.status != http.StatusServiceUnavailable || res.header.Get("Retry-After") == "" || !strings.Contains(string(res.body), "The task store is unavailable right now") {
 		t.Errorf("the page with Redis down: %d, Retry-After %q:\n%s", res.status, res.header.Get("Retry-After"), res.body)
+	}
+}
+
+// TestEnqueueOutcomes: taskstack_tasks_enqueued_total says ok for a task
+// enqueued, rejected for the client's mistake, error for Redis's.
+func TestEnqueueOutcomes(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	if res := f.post(t, `{"type":"demo:echo","payload":{"arg":"x"},"queue":"high"}`); res.status != http.StatusAccepted {
+		t.Fatalf("submit: %d", res.status)
+	}
+	for range 2 {
+		if res := f.post(t, `{"type":"demo:echo","payload":{"sleep":"never"},"queue":"high"}`); res.status != http.StatusUnprocessableEntity {
+			t.Fatalf("a bad payload: %d", res.status)
+		}
+	}
+	f.redis.Stop()
+	if res := f.post(t, `{"type":"demo:echo","payload":{"arg":"x"},"queue":"high"}`); res.status != http.StatusServiceUnavailable {
+		t.Fatalf("submit with Redis down: %d", res.status)
+	}
+	for outcome, want := range map[string]float64{"ok": 1, "rejected": 2, "error": 1} {
+		c, err := f.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := -1.0
+		for _, fam := range c {
+			if fam.GetName() != "taskstack_tasks_enqueued_total" {
+				continue
+			}
+			for _, m := range fam.GetMetric() {
+				l := map[string]string{}
+				for _, p := range m.GetLabel() {
+					l[p.GetName()] = p.GetValue()
+				}
+				if l["type"] == "demo:echo" && l["queue"] == "high" && l["outcome"] == outcome {
+					got = m.GetCounter().GetValue()
+				}
+			}
+		}
+		if got != want {
+			t.Errorf(`taskstack_tasks_enqueued_total{type="demo:echo",queue="high",outcome=%q} = %v, want %v`, outcome, got, want)
+		}
+	}
+}
+
+// TestEventStreamAnnouncesItsRetry: a stream tells the browser to come back
+// after three intervals (1 s by default) when it is cut.
+func TestEventStreamAnnouncesItsRetry(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testsupport.RequestTimeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL+"/api/v1/events", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "retry: 3000\n" {
+		t.Errorf("the stream's first line %q (%v), want retry: 3000", line, err)
 	}
 }
