@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -495,5 +496,36 @@ func TestEventStreamAnnouncesItsRetry(t *testing.T) {
 	line, err := bufio.NewReader(resp.Body).ReadString('\n')
 	if err != nil || line != "retry: 3000\n" {
 		t.Errorf("the stream's first line %q (%v), want retry: 3000", line, err)
+	}
+}
+
+// TestPagePrevLink: the page's first page of tasks links on to the second
+// and not back; the second links back to the first.
+func TestPagePrevLink(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for range 3 {
+		if res := f.post(t, `{"type":"demo:echo","payload":{"arg":"x"},"queue":"low"}`); res.status != http.StatusAccepted {
+			t.Fatalf("submit: %d", res.status)
+		}
+	}
+	prev := regexp.MustCompile(`<a rel="prev" id="prev" href="([^"]*)"( hidden)?>`)
+	link := func(path string) []string {
+		t.Helper()
+		m := prev.FindStringSubmatch(string(f.do(t, http.MethodGet, path, nil).body))
+		if m == nil {
+			t.Fatalf("GET %s: no prev link element", path)
+		}
+		return m
+	}
+	if m := link("/?page_size=1"); m[2] != " hidden" {
+		t.Errorf("the first page links back: %q", m[0])
+	}
+	next := regexp.MustCompile(`<a rel="next" id="next" href="([^"]*)">Older`).FindStringSubmatch(string(f.do(t, http.MethodGet, "/?page_size=1", nil).body))
+	if next == nil || !strings.Contains(next[1], "page=2") {
+		t.Errorf("the first page's link on: %q, want to page 2", next)
+	}
+	if m := link("/?page=2&page_size=1"); m[2] != "" || !strings.Contains(m[1], "page=1") {
+		t.Errorf("the second page's link back: %q, want to page 1", m[0])
 	}
 }

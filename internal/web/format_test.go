@@ -40,3 +40,13 @@ func TestPrettyJSON(t *testing.T) {
 		t.Errorf("a payload one byte over: ends %q", got[len(got)-40:])
 	}
 }
+
+// TestHumanSeconds: durations as the task page words them.
+func TestHumanSeconds(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[float64]string{0.0004: "<1ms", 0.0123456: "12ms", 1.23456: "1.23s", 75.6: "1m16s"} {
+		if got := humanSeconds(in); got != want {
+			t.Errorf("humanSeconds(%v) = %q, want %q", in, got, want)
+		}
+	}
+}
