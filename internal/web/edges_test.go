@@ -529,3 +529,18 @@ func TestPagePrevLink(t *testing.T) {
 		t.Errorf("the second page's link back: %q, want to page 1", m[0])
 	}
 }
+
+// TestWhoIsSignedIn: the page names the user of a token or a session, and
+// offers to log out only from a session; an open server names nobody.
+func TestWhoIsSignedIn(t *testing.T) {
+	t.Parallel()
+	open := setup(t)
+	if body := string(open.do(t, http.MethodGet, "/", nil).body); strings.Contains(body, `id="signed-in"`) {
+		t.Error("an open server names a user")
+	}
+	f := setupAuth(t, nil)
+	body := string(f.do(t, http.MethodGet, "/", nil, f.as("reader")...).body)
+	if !strings.Contains(body, "Signed in as <strong>reader</strong>") || strings.Contains(body, `id="logout"`) {
+		t.Errorf("with a bearer token: want the user named and no log-out button:\n%s", body)
+	}
+}
