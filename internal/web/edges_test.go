@@ -544,3 +544,20 @@ func TestWhoIsSignedIn(t *testing.T) {
 		t.Errorf("with a bearer token: want the user named and no log-out button:\n%s", body)
 	}
 }
+
+// TestPageSearchMoreLink: the page's search links to more matches while
+// there are more, with the cursor.
+func TestPageSearchMoreLink(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for range 3 {
+		if res := f.post(t, `{"type":"demo:fail","payload":{"message":"x"},"process_in":"1h"}`); res.status != http.StatusAccepted {
+			t.Fatalf("submit: %d", res.status)
+		}
+	}
+	more := regexp.MustCompile(`<a rel="next" id="next" href="([^"]*)"( hidden)?>More matches`)
+	m := more.FindStringSubmatch(string(f.do(t, http.MethodGet, "/?type=demo:fail&page_size=1", nil).body))
+	if m == nil || m[2] != "" || !strings.Contains(m[1], "cursor=") {
+		t.Errorf("a search with more matches: link %q, want one with a cursor", m)
+	}
+}
