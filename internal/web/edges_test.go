@@ -561,3 +561,18 @@ func TestPageSearchMoreLink(t *testing.T) {
 		t.Errorf("a search with more matches: link %q, want one with a cursor", m)
 	}
 }
+
+// TestPageTitleSaysWhenNotSubmitted: the page's title says a submission
+// failed, so that a screen reader announces it; otherwise it is Tasks.
+func TestPageTitleSaysWhenNotSubmitted(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	if body := string(f.do(t, http.MethodGet, "/", nil).body); !strings.Contains(body, "<title>Tasks · taskstack</title>") {
+		t.Error("the page's title is not Tasks")
+	}
+	form := url.Values{"type": {"demo:echo"}, "arg": {"x"}, "sleep": {"forever"}, "queue": {"default"}}
+	res := f.do(t, http.MethodPost, "/tasks", strings.NewReader(form.Encode()), "Content-Type", "application/x-www-form-urlencoded")
+	if res.status != http.StatusUnprocessableEntity || !strings.Contains(string(res.body), "<title>Error: task not submitted · taskstack</title>") {
+		t.Errorf("a refused submission: %d, want 422 titled Error: task not submitted", res.status)
+	}
+}
