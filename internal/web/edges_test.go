@@ -576,3 +576,27 @@ func TestPageTitleSaysWhenNotSubmitted(t *testing.T) {
 		t.Errorf("a refused submission: %d, want 422 titled Error: task not submitted", res.status)
 	}
 }
+
+// TestPageShowsTheTaskJustSubmitted: the list a viewer sees is a snapshot
+// that may predate a submission; the task just submitted is put on top,
+// marked, and the status line links to it.
+func TestPageShowsTheTaskJustSubmitted(t *testing.T) {
+	t.Parallel()
+	r := testsupport.StartRedis(t)
+	rc := redis.NewClient(&redis.Options{Addr: r.Addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = rc.Close() })
+	app, _ := newApp(t, rc, web.Options{LiveInterval: time.Minute, Registry: prometheus.NewRegistry()})
+	srv := httptest.NewServer(app)
+	t.Cleanup(srv.Close)
+	f := &fixture{srv: srv}
+	f.post(t, `{"type":"demo:echo","payload":{"arg":"earlier"},"queue":"high"}`)
+	f.do(t, http.MethodGet, "/", nil) // the snapshot: the earlier task only
+	res := f.post(t, `{"type":"demo:echo","payload":{"arg":"x"},"queue":"high"}`)
+	id, _ := res.json(t)["id"].(string)
+	body := string(f.do(t, http.MethodGet, "/?submitted="+id, nil).body)
+	for _, want := range []string{`<tr data-id="` + id + `" data-queue="high" data-state="pending" class="mine">`, `Task <a href="/tasks/high/` + id + `">` + id + `</a> submitted.`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page after submitting lacks %s", want)
+		}
+	}
+}
