@@ -589,7 +589,7 @@ func TestPageShowsTheTaskJustSubmitted(t *testing.T) {
 	srv := httptest.NewServer(app)
 	t.Cleanup(srv.Close)
 	f := &fixture{srv: srv}
-	f.post(t, `{"type":"demo:echo","payload":{"arg":"earlier"},"queue":"high"}`)
+	f.post(t, `{"type":"demo:echo","payload":{"arg":"earlier"},"queue":"low"}`)
 	f.do(t, http.MethodGet, "/", nil) // the snapshot: the earlier task only
 	res := f.post(t, `{"type":"demo:echo","payload":{"arg":"x"},"queue":"high"}`)
 	id, _ := res.json(t)["id"].(string)
