@@ -600,3 +600,26 @@ func TestPageShowsTheTaskJustSubmitted(t *testing.T) {
 		}
 	}
 }
+
+// TestPageEmptyListAndRefresh: an empty list says whether a filter hides
+// the tasks; the no-JavaScript refresh link goes back to the list, not to
+// the form's POST.
+func TestPageEmptyListAndRefresh(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for path, want := range map[string]string{
+		"/":                "No tasks yet. Submit one above.",
+		"/?state=retry":    "No tasks match this filter.",
+		"/?queue=high":     "No tasks match this filter.",
+		"/?type=demo:fail": "No tasks match this filter.",
+	} {
+		if body := string(f.do(t, http.MethodGet, path, nil).body); !strings.Contains(body, want) {
+			t.Errorf("GET %s: the empty list does not say %q", path, want)
+		}
+	}
+	form := url.Values{"type": {"demo:echo"}, "arg": {"x"}, "sleep": {"forever"}, "queue": {"default"}}
+	res := f.do(t, http.MethodPost, "/tasks", strings.NewReader(form.Encode()), "Content-Type", "application/x-www-form-urlencoded")
+	if !strings.Contains(string(res.body), `<a href="/">Refresh</a>`) {
+		t.Errorf("the form's answer: the refresh link does not go to /")
+	}
+}
