@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
-.PHONY: dev test test-deps chaos fuzz build lint vet fmt-check bench clean
+.PHONY: dev test test-deps chaos fuzz mutate build lint vet fmt-check bench clean
 
 ## dev: run app + worker + monitor in one process; no Docker, no Redis needed (embedded, dev only). Open http://localhost:8080
 dev:
@@ -25,6 +25,10 @@ chaos:
 FUZZTIME ?= 10m
 fuzz:
 	bash scripts/fuzz.sh $(FUZZTIME)
+
+## mutate: mutation testing (go-gremlins) of internal/tasks, config, worker and web against their own tests; prints each package's efficacy (slow: ~1.5 h on 2 busy cores; docs/testing.md)
+mutate:
+	bash scripts/mutate.sh
 
 ## test-deps: only install the suite's system packages (redis-server, redis-sentinel, redis-tools, prometheus, chromium)
 test-deps:

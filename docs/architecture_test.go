@@ -10,11 +10,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"taskstack/internal/testsupport"
 )
 
 var update = flag.Bool("update", false, "rewrite the package graph in docs/architecture.md")
@@ -71,7 +73,7 @@ type pkg struct {
 
 func listPackages(t *testing.T) []pkg {
 	t.Helper()
-	cmd := exec.Command("go", "list", "-json", "./cmd/...", "./internal/...", "./docs")
+	cmd := testsupport.Command(t, 2*time.Minute, "go", "list", "-json", "./cmd/...", "./internal/...", "./docs")
 	cmd.Dir = ".."
 	out, err := cmd.Output()
 	if err != nil {

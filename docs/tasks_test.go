@@ -3,11 +3,13 @@ package docs_test
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"taskstack/internal/testsupport"
 )
 
 // TestTasksWalkThroughCompiles keeps docs/tasks.md true: the example type's
@@ -52,7 +54,7 @@ func TestTasksWalkThroughCompiles(t *testing.T) {
 	if err := os.WriteFile(ov, overlay, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "vet", "-overlay", ov, "./internal/tasks")
+	cmd := testsupport.Command(t, 3*time.Minute, "go", "vet", "-overlay", ov, "./internal/tasks") // compiles, on a loaded machine
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("the walk-through's type does not build with its catalogue line:\n%s", out)

@@ -92,7 +92,7 @@ func (s *browserStack) enqueue(t *testing.T, body map[string]any) string {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/api/v1/tasks", bytes.NewReader(b))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testsupport.HTTPClient().Do(req)
 	if err != nil {
 		t.Fatalf("POST /api/v1/tasks: %v", err)
 	}
@@ -168,6 +168,7 @@ func newBrowserTab(t *testing.T, opts ...browserOption) *browserTab {
 	t.Cleanup(cancel)
 	var out bytes.Buffer
 	var outMu sync.Mutex
+	profile := t.TempDir()
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(testsupport.LookPath(t, "chromium")),
 		chromedp.Headless,
@@ -175,7 +176,7 @@ func newBrowserTab(t *testing.T, opts ...browserOption) *browserTab {
 		chromedp.DisableGPU,
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
@@ -193,6 +194,7 @@ func newBrowserTab(t *testing.T, opts ...browserOption) *browserTab {
 	t.Cleanup(func() {
 		cancelTab()
 		cancelAlloc()
+		removeSingletonDir(t, profile)
 		if t.Failed() {
 			outMu.Lock()
 			var lines []string
@@ -223,6 +225,24 @@ func newBrowserTab(t *testing.T, opts ...browserOption) *browserTab {
 		}
 	})
 	return tab
+}
+
+// removeSingletonDir removes the directory Chromium made for its singleton
+// socket (org.chromium.Chromium.XXXXXX under TMPDIR, linked from the
+// profile as SingletonSocket), which it leaves behind when it is killed, as
+// chromedp stops it. Pointing Chromium's TMPDIR into t.TempDir() instead
+// makes the socket's path too long for a Unix socket under a deep TMPDIR.
+func removeSingletonDir(t *testing.T, profile string) {
+	t.Helper()
+	target, err := os.Readlink(filepath.Join(profile, "SingletonSocket"))
+	if err != nil {
+		return // Chromium never got that far
+	}
+	if dir := filepath.Dir(target); strings.HasPrefix(filepath.Base(dir), "org.chromium.Chromium.") {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Errorf("remove Chromium's singleton directory: %v", err)
+		}
+	}
 }
 
 type browserLockedWriter struct {

@@ -221,7 +221,7 @@ func fetch(t *testing.T, u, accept string) string {
 	if accept != "" {
 		req.Header.Set("Accept", accept)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testsupport.HTTPClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,7 +61,7 @@ type created struct {
 
 func submit(t *testing.T, baseURL, body string) created {
 	t.Helper()
-	resp, err := http.Post(baseURL+"/api/v1/tasks", "application/json", strings.NewReader(body))
+	resp, err := testsupport.HTTPClient().Post(baseURL+"/api/v1/tasks", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ type taskView struct {
 
 func getJSON(t *testing.T, u string, v any) int {
 	t.Helper()
-	resp, err := http.Get(u)
+	resp, err := testsupport.HTTPClient().Get(u)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,8 @@ func waitState(t *testing.T, baseURL, self, state string, timeout time.Duration)
 // submitForm posts the page's form without following the redirect.
 func submitForm(t *testing.T, baseURL string, form url.Values) *http.Response {
 	t.Helper()
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := testsupport.HTTPClient()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	resp, err := client.PostForm(baseURL+"/tasks", form)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -44,7 +43,7 @@ type prodApp struct {
 // newToken runs `app token new` and returns the token and its file line.
 func newToken(t *testing.T, name, scopes string) (string, string) {
 	t.Helper()
-	out, err := exec.Command(testsupport.BuildBinary(t, "app"), "token", "new", "--name", name, "--scopes", scopes).CombinedOutput()
+	out, err := testsupport.Command(t, 30*time.Second, testsupport.BuildBinary(t, "app"), "token", "new", "--name", name, "--scopes", scopes).CombinedOutput()
 	if err != nil {
 		t.Fatalf("app token new: %v\n%s", err, out)
 	}
@@ -612,7 +611,7 @@ func fillCompleted(t *testing.T, rc *redis.Client, n int) {
 func TestTestDepsLeavesOtherRedisAlone(t *testing.T) {
 	t.Parallel()
 	r := testsupport.StartRedis(t) // stands in for a developer's own Redis
-	cmd := exec.Command("bash", "scripts/test-deps.sh")
+	cmd := testsupport.Command(t, 2*time.Minute, "bash", "scripts/test-deps.sh")
 	cmd.Dir = testsupport.RepoRoot(t)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("scripts/test-deps.sh: %v\n%s", err, out)

@@ -107,10 +107,14 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	go func() { done <- run(ctx, nil, env, &stderr, &stderr) }()
 
 	testsupport.WaitHTTP(t, nil, "http://"+addr+"/healthz", 10*time.Second)
-	if err := run(ctx, []string{"healthcheck"}, env, &stderr, &stderr); err != nil {
-		t.Errorf("healthcheck subcommand: %v", err)
+	var hcErr error
+	testsupport.Within(t, 10*time.Second, "the healthcheck subcommand", func() {
+		hcErr = run(ctx, []string{"healthcheck"}, env, &stderr, &stderr)
+	})
+	if hcErr != nil {
+		t.Errorf("healthcheck subcommand: %v", hcErr)
 	}
-	resp, err := http.Get("http://" + addr + "/monitor/")
+	resp, err := testsupport.HTTPClient().Get("http://" + addr + "/monitor/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +209,7 @@ func TestBinaryInProd(t *testing.T) {
 		if c.user != "" {
 			req.SetBasicAuth(c.user, "Vb7-long-random-monitor")
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testsupport.HTTPClient().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

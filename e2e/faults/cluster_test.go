@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -28,7 +27,7 @@ func startCluster(t *testing.T) ([]string, *redis.ClusterClient) {
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.Command(testsupport.LookPath(t, "redis-cli"), args...).CombinedOutput(); err != nil {
+	if out, err := testsupport.Command(t, time.Minute, testsupport.LookPath(t, "redis-cli"), args...).CombinedOutput(); err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
 	for _, a := range addrs {

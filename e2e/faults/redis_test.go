@@ -65,7 +65,7 @@ func redisOutage(t *testing.T, scenario, fsync string, crash bool, n int, strict
 	time.Sleep(3 * time.Second)
 	r.Restart(t)
 	up := time.Now()
-	subs := <-done
+	subs := testsupport.Receive(t, done, 2*time.Minute, "an answer to every submission")
 
 	// Every answer is a 2xx or a 503 with Retry-After, within the client's
 	// timeout (a hang fails as no answer).

@@ -106,7 +106,7 @@ func TestSentinelFailover(t *testing.T) {
 		failover = time.Since(killed)
 		return err == nil && len(addr) == 2 && addr[0]+":"+addr[1] == s.replica.Addr
 	})
-	subs := <-done
+	subs := testsupport.Receive(t, done, 2*time.Minute, "an answer to every submission")
 	// Then more work, however long the failover took: the app must take it.
 	testsupport.Eventually(t, time.Minute, "the app accepts tasks again", func() bool {
 		s := post(context.Background(), app.url, "sentinel-probe", echoBody("sentinel-probe", "0s", "default"), nil)

@@ -127,7 +127,7 @@ func TestRollingRestart(t *testing.T) {
 		tookWork = at.Sub(a2.started)
 		return ok
 	})
-	subs := <-done
+	subs := testsupport.Receive(t, done, 2*time.Minute, "an answer to every submission")
 	if got := statuses(subs); got[http.StatusAccepted] != l.n {
 		t.Errorf("submissions: %v, want %d × 202", got, l.n)
 	}

@@ -56,7 +56,7 @@ func TestOneCanaryPerTickWhateverTheReplicas(t *testing.T) {
 	for _, p := range probers {
 		wg.Go(func() { p.Tick(context.Background(), tick) })
 	}
-	wg.Wait()
+	testsupport.Within(t, 15*time.Second, "three replicas' ticks", wg.Wait)
 	for _, q := range tasks.Queues() {
 		pending, err := insp.ListPendingTasks(q)
 		if err != nil {

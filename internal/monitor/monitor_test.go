@@ -11,6 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"taskstack/internal/tasks"
+	"taskstack/internal/testsupport"
 )
 
 func TestAuthentication(t *testing.T) {
@@ -45,7 +46,7 @@ func TestAuthentication(t *testing.T) {
 
 	// The challenge makes browsers ask for the password.
 	req, _ := http.NewRequest(http.MethodGet, b.url+"/monitor/", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testsupport.HTTPClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestCrossSiteMutationRefused(t *testing.T) {
 	req.SetBasicAuth(testUser, testPassword)
 	req.Header.Set("Sec-Fetch-Site", "cross-site")
 	req.Header.Set("Origin", "https://evil.example")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testsupport.HTTPClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

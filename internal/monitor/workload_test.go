@@ -15,6 +15,7 @@ import (
 
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
+	"taskstack/internal/testsupport"
 	"taskstack/internal/worker"
 )
 
@@ -64,7 +65,7 @@ func TestLiveWorkload(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	})
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	t.Cleanup(func() { cancel(); testsupport.Within(t, 10*time.Second, "the workload to stop", wg.Wait) })
 
 	deadline := time.Now().Add(7 * time.Second)
 	var polls int

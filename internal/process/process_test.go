@@ -160,10 +160,10 @@ func TestShutdownOrderAndTimeout(t *testing.T) {
 		return nil
 	})
 	testsupport.WaitHTTP(t, nil, "http://"+admin+"/healthz", 10*time.Second)
-	appAddr := <-addrc
+	appAddr := testsupport.Receive(t, addrc, 10*time.Second, "setup's listener")
 	got := make(chan string, 1)
 	go func() {
-		resp, err := http.Get("http://" + appAddr + "/")
+		resp, err := testsupport.HTTPClient().Get("http://" + appAddr + "/")
 		if err != nil {
 			got <- err.Error()
 			return
@@ -180,7 +180,7 @@ func TestShutdownOrderAndTimeout(t *testing.T) {
 	if err := r.stop(t, 10*time.Second); err != nil {
 		t.Errorf("stop: %v", err)
 	}
-	if body := <-got; body != "finished" {
+	if body := testsupport.Receive(t, got, 10*time.Second, "the in-flight request's answer"); body != "finished" {
 		t.Errorf("the in-flight request got %q, want it finished", body)
 	}
 	mu.Lock()
@@ -221,8 +221,8 @@ func TestShutdownTimeoutBoundsASlowRequest(t *testing.T) {
 		}))
 		return nil
 	})
-	addr := <-addrc
-	go func() { _, _ = http.Get("http://" + addr + "/") }()
+	addr := testsupport.Receive(t, addrc, 10*time.Second, "setup's listener")
+	go func() { _, _ = testsupport.HTTPClient().Get("http://" + addr + "/") }()
 	select {
 	case <-inRequest:
 	case <-time.After(10 * time.Second):

@@ -95,7 +95,7 @@ func (b *bundle) start(t *testing.T, o Options) *replica {
 		}
 		stopped = true
 		cancel()
-		if err := <-done; err != nil {
+		if err := testsupport.Receive(t, done, 10*time.Second, "the scheduler's Run to return after its context ended"); err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	}

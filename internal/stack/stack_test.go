@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"taskstack/internal/stack"
 	"taskstack/internal/testsupport"
 )
@@ -126,7 +128,7 @@ func TestDevstackComposesTheComponents(t *testing.T) {
 	if code, _ := get(t, "http://"+mon+"/api/queues"); code != 200 {
 		t.Errorf("dashboard API = %d", code)
 	}
-	resp, err := http.Post("http://"+app+"/api/v1/tasks", "application/json", strings.NewReader(`{"type":"demo:echo","payload":{"arg":"dev","sleep":"0s"},"queue":"high"}`))
+	resp, err := testsupport.HTTPClient().Post("http://"+app+"/api/v1/tasks", "application/json", strings.NewReader(`{"type":"demo:echo","payload":{"arg":"dev","sleep":"0s"},"queue":"high"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +143,7 @@ func TestDevstackComposesTheComponents(t *testing.T) {
 	})
 	// WEBHOOK_ALLOWED_HOSTS reaches the app (a URL off the list is refused
 	// at enqueue, naming payload.url) and the worker (which delivers).
-	resp, err = http.Post("http://"+app+"/api/v1/tasks", "application/json", strings.NewReader(`{"type":"demo:webhook","payload":{"url":"http://10.0.0.1/x"}}`))
+	resp, err = testsupport.HTTPClient().Post("http://"+app+"/api/v1/tasks", "application/json", strings.NewReader(`{"type":"demo:webhook","payload":{"url":"http://10.0.0.1/x"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +152,7 @@ func TestDevstackComposesTheComponents(t *testing.T) {
 	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(string(body), `"field":"payload.url"`) {
 		t.Errorf("a webhook URL off the allowlist: %d %s", resp.StatusCode, body)
 	}
-	resp, err = http.Post("http://"+app+"/api/v1/tasks", "application/json", strings.NewReader(`{"type":"demo:webhook","payload":{"url":"`+hook.URL+`/in"}}`))
+	resp, err = testsupport.HTTPClient().Post("http://"+app+"/api/v1/tasks", "application/json", strings.NewReader(`{"type":"demo:webhook","payload":{"url":"`+hook.URL+`/in"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,5 +204,51 @@ func TestDevstackEmbeddedRedisIsAnnounced(t *testing.T) {
 	case <-stopped:
 	default:
 		t.Error("the embedded Redis was not stopped")
+	}
+}
+
+// TestWorkerSettingsReachTheWorker: what the environment says about the
+// dequeue loops is what the worker runs with. internal/config tests that
+// each variable is read, internal/worker what each option does; this is
+// the mapping in between, read from the line the worker logs at start.
+func TestWorkerSettingsReachTheWorker(t *testing.T) {
+	t.Parallel()
+	r := testsupport.StartRedis(t)
+	logs := testsupport.NewLogBuffer(t)
+	vars := map[string]string{
+		"REDIS_URL": r.URL, "LOG_FORMAT": "json", "WORKER_ADMIN_ADDR": "127.0.0.1:0", "CANARY_INTERVAL": "0",
+		"WORKER_QUEUES": "high:2,low:1", "WORKER_STRICT_PRIORITY": "true", "WORKER_CONCURRENCY": "3", "WORKER_SERVERS": "2",
+		"WORKER_TASK_CHECK_INTERVAL": "50ms", "WORKER_RECOVERY_INTERVAL": "7s", "WORKER_LEASE_EXPIRY_MARGIN": "9s",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- stack.RunWorker(ctx, stack.Invocation{Getenv: env(vars), Stderr: logs}) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := testsupport.Receive(t, done, 30*time.Second, "the worker to stop"); err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	})
+	testsupport.Eventually(t, 15*time.Second, "the worker started", func() bool { return len(logs.Lines(`"msg":"worker started"`)) == 1 })
+	type settings struct {
+		Queues            map[string]int `json:"queues"`
+		StrictPriority    bool           `json:"strict_priority"`
+		Concurrency       int            `json:"concurrency"`
+		Servers           int            `json:"servers"`
+		TaskCheckInterval time.Duration  `json:"task_check_interval"`
+		RecoveryInterval  time.Duration  `json:"recovery_interval"`
+		LeaseExpiryMargin time.Duration  `json:"lease_expiry_margin"`
+	}
+	line := logs.Lines(`"msg":"worker started"`)[0]
+	var got settings
+	if err := json.Unmarshal([]byte(line), &got); err != nil {
+		t.Fatalf("%v: %s", err, line)
+	}
+	want := settings{
+		Queues: map[string]int{"high": 2, "low": 1}, StrictPriority: true, Concurrency: 3, Servers: 2,
+		TaskCheckInterval: 50 * time.Millisecond, RecoveryInterval: 7 * time.Second, LeaseExpiryMargin: 9 * time.Second,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("worker settings (-want +got):\n%s\n%s", diff, line)
 	}
 }

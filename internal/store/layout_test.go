@@ -92,7 +92,7 @@ func (b *bundle) everyState(t *testing.T) map[string]string {
 	t.Cleanup(srv.Shutdown)
 
 	ids["active"] = b.enqueue(t, echo("active", "0s", "high")).ID
-	<-started
+	testsupport.Receive(t, started, 15*time.Second, "the active task's handler to start")
 	ids["completed"] = b.enqueue(t, echo("completed", "0s", "high")).ID
 	r := echo("retry", "0s", "high")
 	r.MaxRetry = new(2)

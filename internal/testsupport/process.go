@@ -96,6 +96,13 @@ func StartProcess(t testing.TB, bin string, env map[string]string, args ...strin
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
 	}
 	p.cmd.Stdout, p.cmd.Stderr = lockedWriter{p}, lockedWriter{p}
+	// Killed with the test binary too: a package that hits go test's
+	// -timeout panics without running cleanups, and must not leave its
+	// servers running.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// A child of the binary that keeps its output pipe open must not hold
+	// Wait (and the cleanup) once the binary is gone.
+	p.cmd.WaitDelay = 5 * time.Second
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
 	}

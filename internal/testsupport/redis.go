@@ -104,6 +104,7 @@ func (r *Redis) start(t testing.TB) string {
 	}
 	cmd := exec.Command(bin, r.args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // see StartProcess
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}

@@ -89,7 +89,7 @@ func (f *fixture) do(t *testing.T, method, path string, body io.Reader, headers 
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testsupport.HTTPClient().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +286,7 @@ func TestIdempotencyConcurrent(t *testing.T) {
 		go func() {
 			req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/api/v1/tasks", strings.NewReader(body))
 			req.Header.Set("Idempotency-Key", "same")
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := testsupport.HTTPClient().Do(req)
 			if err != nil {
 				codes <- 0
 				return

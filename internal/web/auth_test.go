@@ -206,7 +206,8 @@ func (c collectorFunc) Collect(ch chan<- prometheus.Metric) {
 func TestLoginSessionAndRotation(t *testing.T) {
 	t.Parallel()
 	f := setupAuth(t, nil)
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	client := testsupport.HTTPClient()
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	login := func(tok, next string) *http.Response {
 		resp, err := client.PostForm(f.srv.URL+"/login", url.Values{"token": {tok}, "next": {next}})
 		if err != nil {

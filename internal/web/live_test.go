@@ -182,7 +182,12 @@ func sse(t *testing.T, url string) (<-chan [2]string, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	// A stream has no end to time out on, but its headers must come.
+	noHeaders := time.AfterFunc(testsupport.RequestTimeout, cancel)
 	resp, err := http.DefaultClient.Do(req)
+	if !noHeaders.Stop() {
+		t.Fatalf("GET %s: no response headers within %s", url, testsupport.RequestTimeout)
+	}
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -79,7 +79,7 @@ func TestOneTraceFromRequestToTask(t *testing.T) {
 	t.Cleanup(w.Shutdown)
 
 	post := func(body string) string {
-		resp, err := http.Post(srv.URL+"/api/v1/tasks", "application/json", strings.NewReader(body))
+		resp, err := testsupport.HTTPClient().Post(srv.URL+"/api/v1/tasks", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -135,19 +135,24 @@ func TestCancelledTaskIsNotRetried(t *testing.T) {
 		t.Fatalf("Delete of an active task = %v, %v; want CancelRequested", d, err)
 	}
 	// A just-started worker may not have subscribed to asynq's cancel
-	// channel yet: cancel again (through the store) until it is out.
+	// channel yet: send the cancellation again while the task runs. Only
+	// the message: the mark is set, and a second Delete could find the
+	// task already moved to retry, and delete it.
 	var last asynq.TaskState
 	testsupport.Eventually(t, 12*time.Second, "the cancelled task archived (before any back-off)", func() bool {
 		ti, err := b.insp.GetTaskInfo("high", id)
-		if err == nil && ti.State != last {
+		if err != nil {
+			t.Fatalf("task %s: %v", id, err)
+		}
+		if ti.State != last {
 			last = ti.State
 			t.Logf("task %s: %v, retried %d, %q", id, ti.State, ti.Retried, ti.LastErr)
 		}
-		if err == nil && ti.State == asynq.TaskStateActive {
-			_, _ = b.store.Delete(context.Background(), "high", id)
+		if ti.State == asynq.TaskStateActive {
+			_ = b.insp.CancelProcessing(id)
 			time.Sleep(100 * time.Millisecond)
 		}
-		return err == nil && ti.State == asynq.TaskStateArchived
+		return ti.State == asynq.TaskStateArchived
 	})
 	ti, _ := b.insp.GetTaskInfo("high", id)
 	if !strings.Contains(ti.LastErr, "cancelled on request") || ti.Retried < 1 {
@@ -157,6 +162,37 @@ func TestCancelledTaskIsNotRetried(t *testing.T) {
 	// the canceled run, and the retry never reached it (no success).
 	if n, _ := b.metric("taskstack_tasks_processed_total", map[string]string{"type": tasks.TypeEcho, "queue": "high", "outcome": "success"}); n != 0 {
 		t.Errorf("%v successes of a cancelled task", n)
+	}
+}
+
+// TestFirstAttemptIgnoresTheCancelMark: only a retry asks whether its task
+// was cancelled (a first attempt cannot have been: Delete removes a task
+// that has not run), so a first attempt runs whatever the store says, and
+// costs no Redis round trip.
+func TestFirstAttemptIgnoresTheCancelMark(t *testing.T) {
+	t.Parallel()
+	b := setup(t, tasks.NewCatalogue())
+	b.start(t, worker.Options{Concurrency: 1})
+	id := b.enqueue(t, tasks.Request{Type: tasks.TypeEcho, Payload: json.RawMessage(`{"arg":"x","sleep":"5m"}`), Queue: "high", MaxRetry: new(3)})
+	b.waitState(t, "high", id, asynq.TaskStateActive)
+	if d, err := b.store.Delete(context.Background(), "high", id); err != nil || d != store.CancelRequested {
+		t.Fatalf("Delete of an active task = %v, %v; want CancelRequested", d, err)
+	}
+	if marked, err := b.store.CancelRequested(context.Background(), "high", id); err != nil || !marked {
+		t.Fatalf("cancel mark: %v, %v", marked, err)
+	}
+	m, err := worker.NewMetrics(prometheus.NewRegistry(), []string{tasks.TypeEcho}, []string{"high"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := false
+	h := worker.Middleware(worker.MiddlewareOptions{Metrics: m, Cancels: b.store})(asynq.HandlerFunc(func(context.Context, *asynq.Task) error {
+		ran = true
+		return nil
+	}))
+	// The same task ID, as a first attempt.
+	if err := h.ProcessTask(taskContext(t, "high", id, 0, 3), asynq.NewTask(tasks.TypeEcho, nil)); err != nil || !ran {
+		t.Errorf("a first attempt of a task marked cancelled: ran %v, err %v; want it run", ran, err)
 	}
 }
 

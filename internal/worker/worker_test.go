@@ -182,10 +182,18 @@ func TestOutcomeLabels(t *testing.T) {
 	if final != 1 || notFinal != 1 {
 		t.Errorf("want one final and one retryable failure logged, got %d and %d:\n%s", final, notFinal, strings.Join(lines, "\n"))
 	}
-	for _, name := range []string{"taskstack_task_duration_seconds", "taskstack_task_queue_wait_seconds"} {
+	for _, name := range []string{"taskstack_task_duration_seconds", "taskstack_task_queue_wait_seconds", "taskstack_task_start_delay_seconds"} {
 		n, err := b.histogramCount(name, map[string]string{"type": tasks.TypeEcho, "queue": "default"})
 		if err != nil || n != 1 {
 			t.Errorf("%s count for demo:echo = %d (%v), want 1", name, n, err)
+		}
+	}
+	// Two attempts of the flaky task: both ran and waited, but only the
+	// first says how long the queue kept it (the retry waited its back-off).
+	for name, want := range map[string]uint64{"taskstack_task_duration_seconds": 2, "taskstack_task_queue_wait_seconds": 2, "taskstack_task_start_delay_seconds": 1} {
+		n, err := b.histogramCount(name, map[string]string{"type": "test:flaky", "queue": "high"})
+		if err != nil || n != want {
+			t.Errorf("%s count for test:flaky = %d (%v), want %d", name, n, err, want)
 		}
 	}
 }
@@ -288,18 +296,21 @@ func prefill(t *testing.T, rc *redis.Client, counts map[string]int) {
 }
 
 // TestStrictPriority: with strict priority every high task starts before
-// any low one. 60 of each make it decisive: in weighted mode (6:1) the
-// chance that 60 high tasks come first by luck is (6/7)^60 ≈ 1e-4.
+// any low one. In weighted mode (high 6, low 1, one task at a time) each
+// start picks high with probability 6/7, so the chance that 100 high tasks
+// all come first by luck is (6/7)^100 ≈ 2e-7: a worker that ignores
+// StrictPriority fails here, not 1 run in 20.
 func TestStrictPriority(t *testing.T) {
 	t.Parallel()
+	const n = 100
 	b := setup(t, nil)
-	prefill(t, b.rc, map[string]int{"high": 60, "low": 60})
+	prefill(t, b.rc, map[string]int{"high": n, "low": n})
 	rec := &recorder{}
 	b.start(t, worker.Options{StrictPriority: true, Concurrency: 1, Catalogue: rec})
-	testsupport.Eventually(t, 30*time.Second, "all 120 tasks", func() bool { return len(rec.snapshot()) == 120 })
+	testsupport.Eventually(t, 30*time.Second, fmt.Sprintf("all %d tasks", 2*n), func() bool { return len(rec.snapshot()) == 2*n })
 	order := rec.snapshot()
 	for i, q := range order {
-		if (i < 60) != (q == "high") {
+		if (i < n) != (q == "high") {
 			t.Fatalf("task %d came from %s; every high task must start before any low task: %v", i, q, order)
 		}
 	}

@@ -6,14 +6,16 @@ import (
 	"debug/elf"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+
+	"taskstack/internal/testsupport"
 )
 
 // buildContext copies what docker would send as build context (the
@@ -89,7 +91,7 @@ func TestDockerfileBuildRuns(t *testing.T) {
 			}
 			out := t.TempDir()
 			script = strings.ReplaceAll(script, "/out/", out+"/")
-			cmd := exec.Command("/bin/sh", "-c", script)
+			cmd := testsupport.Command(t, 5*time.Minute, "/bin/sh", "-c", script) // go build, on a loaded machine
 			cmd.Dir = ctxDir
 			cmd.Env = append(os.Environ(),
 				"TARGETOS=linux", "TARGETARCH=amd64", // build args BuildKit sets

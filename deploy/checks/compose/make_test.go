@@ -2,10 +2,10 @@ package compose
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"taskstack/internal/testsupport"
 )
@@ -21,7 +21,7 @@ func TestMakeTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(args ...string) (string, error) {
-		cmd := exec.Command(mk, append([]string{"-n", "-C", b.root}, args...)...)
+		cmd := testsupport.Command(t, time.Minute, mk, append([]string{"-n", "-C", b.root}, args...)...)
 		cmd.Env = append(os.Environ(), "ENV=") // a shell's own ENV must not leak in
 		out, err := cmd.CombinedOutput()
 		return string(out), err
@@ -56,7 +56,7 @@ func TestMakeTargets(t *testing.T) {
 		}
 	}
 	// -n still runs the guard, which refuses an unknown environment.
-	cmd := exec.Command(mk, "-C", b.root, "up", "ENV=staging")
+	cmd := testsupport.Command(t, time.Minute, mk, "-C", b.root, "up", "ENV=staging")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "ENV must be dev or prod") {
 		t.Errorf("make up ENV=staging: %v\n%s", err, out)

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -222,7 +221,7 @@ func waitHealthcheck(t *testing.T, proc *testsupport.Process, bin string, env ma
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		cmd := exec.Command(bin, "healthcheck")
+		cmd := testsupport.Command(t, 10*time.Second, bin, "healthcheck")
 		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
 		for k, v := range env {
 			cmd.Env = append(cmd.Env, k+"="+v)
@@ -243,7 +242,7 @@ func waitHealthcheck(t *testing.T, proc *testsupport.Process, bin string, env ma
 
 func postTask(t *testing.T, appURL, body string) int {
 	t.Helper()
-	resp, err := http.Post(appURL+"/api/v1/tasks", "application/json", bytes.NewBufferString(body))
+	resp, err := testsupport.HTTPClient().Post(appURL+"/api/v1/tasks", "application/json", bytes.NewBufferString(body))
 	if err != nil {
 		t.Fatalf("POST /api/v1/tasks: %v", err)
 	}

@@ -2,11 +2,11 @@ package compose
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -20,7 +20,7 @@ const (
 
 func promtool(t *testing.T, dir string, args ...string) {
 	t.Helper()
-	cmd := exec.Command(testsupport.LookPath(t, "promtool"), args...)
+	cmd := testsupport.Command(t, time.Minute, testsupport.LookPath(t, "promtool"), args...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,7 +44,7 @@ func TestRedisEntrypoint(t *testing.T) {
 		}
 		script = strings.ReplaceAll(script, r.old, r.new)
 	}
-	sh := exec.Command("/bin/sh", "-c", script)
+	sh := testsupport.Command(t, 2*time.Minute, "/bin/sh", "-c", script)
 	sh.Env = []string{"PATH=" + os.Getenv("PATH"), "REDISCLI_AUTH=" + env["REDISCLI_AUTH"], "REDIS_MAXMEMORY=" + env["REDIS_MAXMEMORY"]}
 	var out strings.Builder
 	sh.Stdout, sh.Stderr = &out, &out

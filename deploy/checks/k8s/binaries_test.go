@@ -68,7 +68,7 @@ func TestBinariesServeProbes(t *testing.T) {
 				}
 				for _, path := range paths {
 					testsupport.Eventually(t, 10*time.Second, bin+" "+path+" answers 200", func() bool {
-						resp, err := http.Get(base + path)
+						resp, err := testsupport.HTTPClient().Get(base + path)
 						if err != nil {
 							return false
 						}

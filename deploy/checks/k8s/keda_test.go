@@ -3,10 +3,10 @@ package k8s
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -113,7 +113,7 @@ func promQLValid(t *testing.T, expr string) {
 	if err := os.WriteFile(filepath.Join(dir, "q.yml"), []byte(rule), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(testsupport.LookPath(t, "promtool"), "check", "rules", "q.yml")
+	cmd := testsupport.Command(t, time.Minute, testsupport.LookPath(t, "promtool"), "check", "rules", "q.yml")
 	cmd.Dir = dir
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("query %q: promtool check rules: %v\n%s", expr, err, out)
@@ -148,7 +148,7 @@ func TestMakeRefusesComponentOrder(t *testing.T) {
 	t.Parallel()
 	root := stageForTest(t, examples)
 	for _, components := range []string{"keda-latency", "keda-latency keda", "monitoring keda-latency"} {
-		cmd := exec.Command("make", "-s", "--no-print-directory", "-f", filepath.Join(root, "k8s.mk"), "k8s-kustomization", "ENV=dev", "COMPONENTS="+components)
+		cmd := testsupport.Command(t, 2*time.Minute, "make", "-s", "--no-print-directory", "-f", filepath.Join(root, "k8s.mk"), "k8s-kustomization", "ENV=dev", "COMPONENTS="+components)
 		cmd.Dir = root
 		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "keda-latency needs keda listed before it") {

@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"taskstack/internal/testsupport"
+	"time"
 
 	"os"
 	"os/exec"
@@ -22,7 +23,7 @@ func makeIn(t *testing.T, k8sRoot string, args ...string) string {
 	if err != nil {
 		t.Fatalf("make not found: %v", err)
 	}
-	cmd := exec.Command(mk, append([]string{"-s", "--no-print-directory", "-f", filepath.Join(k8sRoot, "k8s.mk")}, args...)...)
+	cmd := testsupport.Command(t, 2*time.Minute, mk, append([]string{"-s", "--no-print-directory", "-f", filepath.Join(k8sRoot, "k8s.mk")}, args...)...)
 	cmd.Dir = k8sRoot
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"taskstack/internal/testsupport"
 )
 
 // TestRedisStatefulSet runs the Redis container's own command with its
@@ -79,6 +81,9 @@ func TestRedisStatefulSet(t *testing.T) {
 	cmd.Env = []string{"REDIS_PASSWORD=" + password, "PATH=" + os.Getenv("PATH")}
 	var logs strings.Builder
 	cmd.Stdout, cmd.Stderr = &logs, &logs
+	// redis-server, started by the script, must not hold Wait (and the
+	// cleanup) by keeping the output pipe open after the kill.
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +93,7 @@ func TestRedisStatefulSet(t *testing.T) {
 	})
 
 	redisCLI := func(auth bool, args ...string) (string, error) {
-		c := exec.Command(cli, append([]string{"-p", fmt.Sprint(port), "--no-auth-warning"}, args...)...)
+		c := testsupport.Command(t, 10*time.Second, cli, append([]string{"-p", fmt.Sprint(port), "--no-auth-warning"}, args...)...)
 		if auth {
 			c.Env = []string{"REDISCLI_AUTH=" + password}
 		}
