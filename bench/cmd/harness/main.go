@@ -29,6 +29,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"taskstack/bench/internal/benchproc"
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 )
@@ -143,7 +144,7 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("%s not found: run `make bench` as root (bench/bench.sh installs it) or apt-get install -y %s", tool, tool)
 		}
 	}
-	root, err := moduleRoot()
+	root, err := benchproc.ModuleRoot("the harness")
 	if err != nil {
 		return err
 	}
@@ -222,18 +223,6 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("run the harness from inside the taskstack module")
-	}
-	return filepath.Dir(mod), nil
-}
-
 func build(ctx context.Context, root, dir string, tags ...string) (map[string]string, map[string]float64, error) {
 	args := []string{"build", "-trimpath", "-ldflags", "-s -w"}
 	if len(tags) > 0 {
@@ -269,14 +258,14 @@ func newBench(ctx context.Context, o options, bins map[string]string, dir string
 	if err := os.MkdirAll(rdir, 0o755); err != nil {
 		return nil, err
 	}
-	rs, err := startRedis(rdir, aof)
+	rs, err := benchproc.StartRedis(rdir, aof, false)
 	if err != nil {
 		return nil, err
 	}
 	b := &bench{o: o, bins: bins, dir: rdir, redis: rs, sink: sk, starts: starts}
 	b.cat = tasks.NewCatalogue()
-	b.store = store.New(store.Options{Redis: rs.client, Retention: 24 * time.Hour, Queues: tasks.Queues(), Tracer: tp, Propagator: propagation.TraceContext{}})
-	b.raw = asynq.NewClient(asynq.RedisClientOpt{Addr: rs.addr, PoolSize: 64})
+	b.store = store.New(store.Options{Redis: rs.Client, Retention: 24 * time.Hour, Queues: tasks.Queues(), Tracer: tp, Propagator: propagation.TraceContext{}})
+	b.raw = asynq.NewClient(asynq.RedisClientOpt{Addr: rs.Addr, PoolSize: 64})
 	// The options taskstack's catalogue gives demo:echo, so both stacks
 	// store and keep the same tasks.
 	p, err := b.cat.Prepare(tasks.Request{Type: tasks.TypeEcho, Payload: []byte(echoPayload)})
@@ -289,7 +278,7 @@ func newBench(ctx context.Context, o options, bins map[string]string, dir string
 
 func (b *bench) close() {
 	_ = b.raw.Close()
-	b.redis.close()
+	b.redis.Close()
 }
 
 func round(ctx context.Context, o options, bins map[string]string, dir string, sk *sink, tp *sdktrace.TracerProvider, starts *producerStarts, res *results, i int, aof bool) error {

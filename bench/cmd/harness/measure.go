@@ -20,6 +20,7 @@ import (
 	"github.com/hibiken/asynq"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"taskstack/bench/internal/benchproc"
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 )
@@ -49,7 +50,7 @@ type bench struct {
 	o       options
 	bins    map[string]string
 	dir     string
-	redis   *redisServer
+	redis   *benchproc.Redis
 	sink    *sink
 	cat     *tasks.Catalogue
 	store   *store.Store
@@ -67,7 +68,7 @@ func (b *bench) telemetryEnv(env map[string]string) map[string]string {
 	env["APP_ENV"] = "dev"
 	env["LOG_FORMAT"] = "json"
 	env["LOG_LEVEL"] = "info"
-	env["REDIS_URL"] = "redis://" + b.redis.addr + "/0"
+	env["REDIS_URL"] = "redis://" + b.redis.Addr + "/0"
 	env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://" + b.sink.addr
 	env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
 	env["OTEL_TRACES_SAMPLER_ARG"] = "0.1"
@@ -99,12 +100,12 @@ func (b *bench) startWorker(kind string, queues []string, lp loops, interval tim
 }
 
 // retryStart tries start up to three times while the process exits before
-// it answers (a port taken between freeAddr and the bind).
+// it answers (a port taken between benchproc.FreeAddr and the bind).
 func retryStart(start func() (*proc, error)) (*proc, error) {
 	var err error
 	for range 3 {
 		var p *proc
-		if p, err = start(); err == nil || !errors.As(err, new(*exitedError)) {
+		if p, err = start(); err == nil || !errors.As(err, new(*benchproc.ExitedError)) {
 			return p, err
 		}
 		fmt.Fprintf(os.Stderr, "  retrying: %v\n", err)
@@ -117,9 +118,11 @@ func (b *bench) startWorkerOnce(kind string, queues []string, lp loops, interval
 	if conc == 0 {
 		conc = b.o.concurrency
 	}
-	admin := freeAddr()
+	admin, err := benchproc.FreeAddr()
+	if err != nil {
+		return nil, err
+	}
 	var p *proc
-	var err error
 	if kind == kindTS {
 		p, err = startProc(b.bins["worker"], b.logPath("worker"), b.telemetryEnv(map[string]string{
 			"WORKER_ADMIN_ADDR":          admin,
@@ -130,7 +133,7 @@ func (b *bench) startWorkerOnce(kind string, queues []string, lp loops, interval
 		}))
 	} else {
 		p, err = startProc(b.bins["rawworker"], b.logPath("rawworker"), map[string]string{
-			"REDIS_ADDR": b.redis.addr, "ADMIN_ADDR": admin, "QUEUES": weights(queues),
+			"REDIS_ADDR": b.redis.Addr, "ADMIN_ADDR": admin, "QUEUES": weights(queues),
 			"CONCURRENCY": strconv.Itoa(conc), "SERVERS": strconv.Itoa(max(1, servers)),
 			"TASK_CHECK_INTERVAL": interval.String(),
 		})
@@ -138,8 +141,8 @@ func (b *bench) startWorkerOnce(kind string, queues []string, lp loops, interval
 	if err != nil {
 		return nil, err
 	}
-	if err := p.waitHTTP("http://"+admin+"/healthz", 20*time.Second); err != nil {
-		p.stop()
+	if err := p.WaitHTTP("http://"+admin+"/healthz", 20*time.Second); err != nil {
+		p.Stop()
 		return nil, err
 	}
 	p.url = "http://" + admin
@@ -161,20 +164,26 @@ func (b *bench) startApp(kind string) (*proc, string, error) {
 }
 
 func (b *bench) startAppOnce(kind string) (*proc, string, error) {
-	addr, admin := freeAddr(), freeAddr()
+	addr, err := benchproc.FreeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	admin, err := benchproc.FreeAddr()
+	if err != nil {
+		return nil, "", err
+	}
 	var p *proc
-	var err error
 	if kind == kindTS {
 		p, err = startProc(b.bins["app"], b.logPath("app"), b.telemetryEnv(map[string]string{"APP_ADDR": addr, "APP_ADMIN_ADDR": admin}))
 	} else {
 		admin = addr
-		p, err = startProc(b.bins["rawapp"], b.logPath("rawapp"), map[string]string{"APP_ADDR": addr, "REDIS_ADDR": b.redis.addr})
+		p, err = startProc(b.bins["rawapp"], b.logPath("rawapp"), map[string]string{"APP_ADDR": addr, "REDIS_ADDR": b.redis.Addr})
 	}
 	if err != nil {
 		return nil, "", err
 	}
-	if err := p.waitHTTP("http://"+addr+"/healthz", 20*time.Second); err != nil {
-		p.stop()
+	if err := p.WaitHTTP("http://"+addr+"/healthz", 20*time.Second); err != nil {
+		p.Stop()
 		return nil, "", err
 	}
 	p.url = "http://" + admin
@@ -208,7 +217,7 @@ func (b *bench) enqueue(ctx context.Context, kind, queue string, timed bool) err
 
 // backlog is the number of pending and active tasks over queues.
 func (b *bench) backlog(ctx context.Context, queues []string) (pending, active int64, err error) {
-	pipe := b.redis.client.Pipeline()
+	pipe := b.redis.Client.Pipeline()
 	var pc, ac []interface{ Val() int64 }
 	for _, q := range queues {
 		pc = append(pc, pipe.LLen(ctx, "asynq:{"+q+"}:pending"))
@@ -226,26 +235,10 @@ func (b *bench) backlog(ctx context.Context, queues []string) (pending, active i
 
 // prefill enqueues n tasks round-robin over queues from 16 goroutines.
 func (b *bench) prefill(ctx context.Context, kind string, queues []string, n int) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errc := make(chan error, 16)
-	for range 16 {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				if err := b.enqueue(ctx, kind, queues[i%int64(len(queues))], false); err != nil {
-					errc <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errc)
-	if err := <-errc; err != nil {
+	err := benchproc.Parallel(n, 16, func(i int64) error {
+		return b.enqueue(ctx, kind, queues[i%int64(len(queues))], false)
+	})
+	if err != nil {
 		return fmt.Errorf("pre-enqueue: %w", err)
 	}
 	return nil
@@ -255,7 +248,7 @@ func (b *bench) prefill(ctx context.Context, kind string, queues []string, n int
 // running, then starts one and times first dequeue to last completion by
 // polling the pending and active lists every 5 ms.
 func (b *bench) processing(ctx context.Context, kind string, queues []string, lp loops) (r procResult, err error) {
-	if err := b.redis.flush(ctx); err != nil {
+	if err := b.redis.Flush(ctx); err != nil {
 		return r, err
 	}
 	n := b.o.tasks
@@ -303,17 +296,17 @@ func (b *bench) processing(ctx context.Context, kind string, queues []string, lp
 		close(stop)
 		return r, err
 	}
-	defer w.stop()
-	cpu0 := w.cpuSeconds()
-	rcpu0, err := b.redis.cpuSeconds(ctx)
+	defer w.Stop()
+	cpu0 := w.CPUSeconds()
+	rcpu0, err := b.redis.CPUSeconds(ctx)
 	if err != nil {
 		return r, err
 	}
 	select {
 	case s := <-res:
-		r.rss = w.peakRSS()
-		r.cpuPerTask = (w.cpuSeconds() - cpu0) / float64(n) * 1e6
-		rcpu1, err := b.redis.cpuSeconds(ctx)
+		r.rss = w.PeakRSS()
+		r.cpuPerTask = (w.CPUSeconds() - cpu0) / float64(n) * 1e6
+		rcpu1, err := b.redis.CPUSeconds(ctx)
 		if err != nil {
 			return r, err
 		}
@@ -339,7 +332,7 @@ type procResult struct {
 func (b *bench) checkNoFailures(ctx context.Context, queues []string) error {
 	for _, q := range queues {
 		for _, k := range []string{"retry", "archived"} {
-			if n, _ := b.redis.client.ZCard(ctx, "asynq:{"+q+"}:"+k).Result(); n > 0 {
+			if n, _ := b.redis.Client.ZCard(ctx, "asynq:{"+q+"}:"+k).Result(); n > 0 {
 				return fmt.Errorf("%d tasks in %s/%s: the worker failed tasks", n, q, k)
 			}
 		}
@@ -363,7 +356,7 @@ type latencyResult struct {
 // start recorded by the harness's enqueuer).
 func (b *bench) latency(ctx context.Context, kind string, lp loops, interval, idle, dur time.Duration) (latencyResult, error) {
 	var r latencyResult
-	if err := b.redis.flush(ctx); err != nil {
+	if err := b.redis.Flush(ctx); err != nil {
 		return r, err
 	}
 	w, err := b.startWorker(kind, threeQueues, lp, interval)
@@ -373,25 +366,25 @@ func (b *bench) latency(ctx context.Context, kind string, lp loops, interval, id
 	stopped := false
 	defer func() {
 		if !stopped {
-			w.stop()
+			w.Stop()
 		}
 	}()
 	time.Sleep(time.Second)
-	c0, err := b.redis.commandsProcessed(ctx)
+	c0, err := b.redis.CommandsProcessed(ctx)
 	if err != nil {
 		return r, err
 	}
-	cpu0, err := b.redis.cpuSeconds(ctx)
+	cpu0, err := b.redis.CPUSeconds(ctx)
 	if err != nil {
 		return r, err
 	}
 	t0 := time.Now()
 	time.Sleep(idle)
-	c1, err := b.redis.commandsProcessed(ctx)
+	c1, err := b.redis.CommandsProcessed(ctx)
 	if err != nil {
 		return r, err
 	}
-	cpu1, err := b.redis.cpuSeconds(ctx)
+	cpu1, err := b.redis.CPUSeconds(ctx)
 	if err != nil {
 		return r, err
 	}
@@ -458,10 +451,10 @@ func (b *bench) latency(ctx context.Context, kind string, lp loops, interval, id
 		if err != nil {
 			return r, err
 		}
-		w.stop()
+		w.Stop()
 		stopped = true
 	} else {
-		w.stop() // flushes the worker's spans to the sink
+		w.Stop() // flushes the worker's spans to the sink
 		stopped = true
 		cons := b.sink.consumerStarts()
 		for id, prod := range b.starts.snapshot() {
@@ -502,14 +495,14 @@ wrk.headers["Content-Type"] = "application/json"
 // tasks pile up in Redis, as they would during a burst).
 func (b *bench) httpLoad(ctx context.Context, kind string) (httpResult, error) {
 	var r httpResult
-	if err := b.redis.flush(ctx); err != nil {
+	if err := b.redis.Flush(ctx); err != nil {
 		return r, err
 	}
 	app, base, err := b.startApp(kind)
 	if err != nil {
 		return r, err
 	}
-	defer app.stop()
+	defer app.Stop()
 	script := filepath.Join(b.dir, "post.lua")
 	if err := os.WriteFile(script, []byte(wrkScript), 0o644); err != nil {
 		return r, err
@@ -520,18 +513,18 @@ func (b *bench) httpLoad(ctx context.Context, kind string) (httpResult, error) {
 			return r, err
 		}
 	}
-	cpu0 := app.cpuSeconds()
+	cpu0 := app.CPUSeconds()
 	r, err = runWrk(ctx, script, url, b.o.conns, b.o.httpDur)
 	if err != nil {
 		return r, err
 	}
 	if r.requests > 0 {
-		r.cpuPerReq = (app.cpuSeconds() - cpu0) / float64(r.requests) * 1e6
+		r.cpuPerReq = (app.CPUSeconds() - cpu0) / float64(r.requests) * 1e6
 	}
 	if r.non2xx > 0 {
-		return r, fmt.Errorf("%s: %d non-2xx responses (see %s)", kind, r.non2xx, app.log.Name())
+		return r, fmt.Errorf("%s: %d non-2xx responses (see %s)", kind, r.non2xx, app.LogPath())
 	}
-	r.rss = app.peakRSS()
+	r.rss = app.PeakRSS()
 	return r, nil
 }
 

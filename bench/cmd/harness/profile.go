@@ -73,14 +73,14 @@ func profilePass(ctx context.Context, o options, root, dir, out string, sk *sink
 // profileHTTP runs wrk against POST /api/v1/tasks and profiles the app for
 // the load's duration less a second at each end.
 func (b *bench) profileHTTP(ctx context.Context, kind, path string) error {
-	if err := b.redis.flush(ctx); err != nil {
+	if err := b.redis.Flush(ctx); err != nil {
 		return err
 	}
 	app, base, err := b.startApp(kind)
 	if err != nil {
 		return err
 	}
-	defer app.stop()
+	defer app.Stop()
 	script := filepath.Join(b.dir, "post.lua")
 	if err := os.WriteFile(script, []byte(wrkScript), 0o644); err != nil {
 		return err
@@ -109,7 +109,7 @@ func (b *bench) profileHTTP(ctx context.Context, kind, path string) error {
 // profileWorker enqueues twice the processing phase's tasks on the three
 // queues, starts the worker and profiles its first seconds of draining.
 func (b *bench) profileWorker(ctx context.Context, kind, path string) error {
-	if err := b.redis.flush(ctx); err != nil {
+	if err := b.redis.Flush(ctx); err != nil {
 		return err
 	}
 	n := 2 * b.o.tasks
@@ -120,7 +120,7 @@ func (b *bench) profileWorker(ctx context.Context, kind, path string) error {
 	if err != nil {
 		return err
 	}
-	defer w.stop()
+	defer w.Stop()
 	if err := fetchProfile(ctx, w.url, 3, path); err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ type sustainedResult struct {
 }
 
 func (b *bench) sustained(ctx context.Context, kind string, dur time.Duration, conns int) (r sustainedResult, err error) {
-	if err := b.redis.flush(ctx); err != nil {
+	if err := b.redis.Flush(ctx); err != nil {
 		return r, err
 	}
 	lp := loops{servers: 1}
@@ -49,12 +49,12 @@ func (b *bench) sustained(ctx context.Context, kind string, dur time.Duration, c
 	if err != nil {
 		return r, err
 	}
-	defer w.stop()
+	defer w.Stop()
 	app, base, err := b.startApp(kind)
 	if err != nil {
 		return r, err
 	}
-	defer app.stop()
+	defer app.Stop()
 	const lead = 2 * time.Second
 	load := newPacedLoad(base+"/api/v1/tasks", conns)
 	loadCtx, stopLoad := context.WithCancel(ctx)
@@ -73,7 +73,7 @@ func (b *bench) sustained(ctx context.Context, kind string, dur time.Duration, c
 	}
 	read := func() (sample, error) {
 		var s sample
-		pipe := b.redis.client.Pipeline()
+		pipe := b.redis.Client.Pipeline()
 		var pc, dc []interface{ Val() int64 }
 		for _, q := range threeQueues {
 			pc = append(pc, pipe.LLen(ctx, "asynq:{"+q+"}:pending"))
@@ -86,9 +86,9 @@ func (b *bench) sustained(ctx context.Context, kind string, dur time.Duration, c
 			s.pending += pc[i].Val()
 			s.processed += dc[i].Val()
 		}
-		s.app, s.worker = app.cpuSeconds(), w.cpuSeconds()
+		s.app, s.worker = app.CPUSeconds(), w.CPUSeconds()
 		var err error
-		s.redis, err = b.redis.cpuSeconds(ctx)
+		s.redis, err = b.redis.CPUSeconds(ctx)
 		return s, err
 	}
 	s0, err := read()
@@ -220,7 +220,7 @@ func (b *bench) probe(ctx context.Context, base string, dur time.Duration) ([]in
 				}
 				continue
 			}
-			pipe := b.redis.client.Pipeline()
+			pipe := b.redis.Client.Pipeline()
 			cmds := make([]interface{ Val() string }, len(ws))
 			for i, p := range ws {
 				cmds[i] = pipe.HGet(ctx, p.key, "state")

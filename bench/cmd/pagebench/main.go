@@ -35,6 +35,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"taskstack/bench/internal/benchproc"
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 )
@@ -94,7 +95,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	root, err := moduleRoot()
+	root, err := benchproc.ModuleRoot("pagebench")
 	if err != nil {
 		return err
 	}
@@ -156,14 +157,14 @@ func round(ctx context.Context, o options, root, app, dir string, sink *sink, ap
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return res, err
 	}
-	rs, err := startRedis(dir)
+	rs, err := benchproc.StartRedis(dir, false, true)
 	if err != nil {
 		return res, err
 	}
-	defer rs.close()
-	redisURL := "redis://" + rs.addr + "/0"
+	defer rs.Close()
+	redisURL := "redis://" + rs.Addr + "/0"
 
-	seedAddr, err := freeAddr()
+	seedAddr, err := benchproc.FreeAddr()
 	if err != nil {
 		return res, err
 	}
@@ -172,13 +173,13 @@ func round(ctx context.Context, o options, root, app, dir string, sink *sink, ap
 	if err != nil {
 		return res, err
 	}
-	defer seedProc.stop()
+	defer seedProc.Stop()
 
-	appAddr, err := freeAddr()
+	appAddr, err := benchproc.FreeAddr()
 	if err != nil {
 		return res, err
 	}
-	adminAddr, err := freeAddr()
+	adminAddr, err := benchproc.FreeAddr()
 	if err != nil {
 		return res, err
 	}
@@ -194,16 +195,16 @@ func round(ctx context.Context, o options, root, app, dir string, sink *sink, ap
 	if err != nil {
 		return res, err
 	}
-	defer appProc.stop()
+	defer appProc.Stop()
 	seedURL, appURL := "http://"+seedAddr+"/", "http://"+appAddr
-	if err := seedProc.waitHTTP(seedURL, 20*time.Second); err != nil {
+	if err := seedProc.WaitHTTP(seedURL, 20*time.Second); err != nil {
 		return res, err
 	}
-	if err := appProc.waitHTTP("http://"+adminAddr+"/readyz", 20*time.Second); err != nil {
+	if err := appProc.WaitHTTP("http://"+adminAddr+"/readyz", 20*time.Second); err != nil {
 		return res, err
 	}
 
-	measure := func(name string, h heyRun, d time.Duration, p *proc, into *load) error {
+	measure := func(name string, h heyRun, d time.Duration, p *benchproc.Proc, into *load) error {
 		if _, err := hey(ctx, h, o.warm, o.conns, p); err != nil {
 			return fmt.Errorf("%s warm-up: %w", name, err)
 		}
@@ -231,13 +232,13 @@ func round(ctx context.Context, o options, root, app, dir string, sink *sink, ap
 		}
 	}
 
-	if err := rs.client.FlushAll(ctx).Err(); err != nil {
+	if err := rs.Flush(ctx); err != nil {
 		return res, err
 	}
 	if err := measure("taskstack GET / (0 tasks)", heyRun{url: appURL + "/"}, o.get, appProc, &res.get0); err != nil {
 		return res, err
 	}
-	st := store.New(store.Options{Redis: rs.client, Retention: 24 * time.Hour, Queues: tasks.Queues(),
+	st := store.New(store.Options{Redis: rs.Client, Retention: 24 * time.Hour, Queues: tasks.Queues(),
 		Tracer: noop.NewTracerProvider(), Propagator: propagation.TraceContext{}})
 	t0 := time.Now()
 	if err := seedTasks(ctx, st, o.tasks); err != nil {
@@ -264,18 +265,6 @@ func round(ctx context.Context, o options, root, app, dir string, sink *sink, ap
 		return res, errInterrupted
 	}
 	return res, nil
-}
-
-func moduleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", fmt.Errorf("run pagebench from inside the taskstack module")
-	}
-	return filepath.Dir(mod), nil
 }
 
 func checkTools(o options) error {
@@ -316,4 +305,13 @@ func loadAverage() string {
 		return "?"
 	}
 	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
+// startProc starts bin as name, logging to dir/name.log, with env (and
+// PATH) as its only environment, in its own process group: a Ctrl-C in
+// the terminal reaches the benchmark, which then stops its processes in
+// order.
+func startProc(dir, name, bin string, env []string, args ...string) (*benchproc.Proc, error) {
+	return benchproc.Start(benchproc.Spec{Name: name, Bin: bin, Args: args, Env: env,
+		Log: filepath.Join(dir, name+".log"), OwnGroup: true})
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"taskstack/bench/internal/benchproc"
 	"taskstack/internal/store"
 	"taskstack/internal/tasks"
 )
@@ -38,15 +39,15 @@ var (
 
 // hey runs `hey -z d -c conns` and fails on any answer but 200 (after
 // redirects) and on any error. server is the process whose CPU is counted.
-func hey(ctx context.Context, h heyRun, d time.Duration, conns int, server *proc) (load, error) {
+func hey(ctx context.Context, h heyRun, d time.Duration, conns int, server *benchproc.Proc) (load, error) {
 	args := []string{"-z", d.String(), "-c", strconv.Itoa(conns)}
 	if h.method != "" {
 		args = append(args, "-m", h.method, "-T", "application/x-www-form-urlencoded", "-d", h.body)
 	}
 	args = append(args, h.url)
-	cpu0 := server.cpuSeconds()
+	cpu0 := server.CPUSeconds()
 	out, err := exec.CommandContext(ctx, "hey", args...).CombinedOutput()
-	cpu := server.cpuSeconds() - cpu0
+	cpu := server.CPUSeconds() - cpu0
 	if err != nil {
 		return load{}, fmt.Errorf("hey %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
@@ -85,37 +86,20 @@ func hey(ctx context.Context, h heyRun, d time.Duration, conns int, server *proc
 func seedTasks(ctx context.Context, st *store.Store, n int) error {
 	cat := tasks.NewCatalogue()
 	queues := tasks.Queues()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for range 16 {
-		wg.Go(func() {
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				p, err := cat.Prepare(tasks.Request{Type: tasks.TypeEcho, Payload: []byte(`{"arg":"x","sleep":"0s"}`), Queue: queues[i%int64(len(queues))]})
-				if err == nil {
-					_, err = st.Enqueue(ctx, p)
-				}
-				if err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
+	return benchproc.Parallel(n, 16, func(i int64) error {
+		p, err := cat.Prepare(tasks.Request{Type: tasks.TypeEcho, Payload: []byte(`{"arg":"x","sleep":"0s"}`), Queue: queues[i%int64(len(queues))]})
+		if err == nil {
+			_, err = st.Enqueue(ctx, p)
+		}
+		return err
+	})
 }
 
 // viewers holds n live views of the page (GET /api/v1/events, the page's
 // default list) open for hold, and answers the Redis commands per second
 // processed meanwhile (the benchmark's own two INFO calls left out). Every
 // viewer must have its first snapshot before the count starts.
-func viewers(ctx context.Context, base string, rs *redisServer, n int, hold time.Duration) (float64, error) {
+func viewers(ctx context.Context, base string, rs *benchproc.Redis, n int, hold time.Duration) (float64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: n, DisableCompression: true}}
@@ -166,7 +150,7 @@ func viewers(ctx context.Context, base string, rs *redisServer, n int, hold time
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	c0, err := rs.commandsProcessed(ctx)
+	c0, err := rs.CommandsProcessed(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -178,7 +162,7 @@ func viewers(ctx context.Context, base string, rs *redisServer, n int, hold time
 	case err := <-errs:
 		return 0, err
 	}
-	c1, err := rs.commandsProcessed(ctx)
+	c1, err := rs.CommandsProcessed(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -189,8 +173,8 @@ func viewers(ctx context.Context, base string, rs *redisServer, n int, hold time
 
 // idleCommands is the Redis commands per second with the app idle: its own
 // background work (queue registration, the capacity watch).
-func idleCommands(ctx context.Context, rs *redisServer, d time.Duration) (float64, error) {
-	c0, err := rs.commandsProcessed(ctx)
+func idleCommands(ctx context.Context, rs *benchproc.Redis, d time.Duration) (float64, error) {
+	c0, err := rs.CommandsProcessed(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -200,7 +184,7 @@ func idleCommands(ctx context.Context, rs *redisServer, d time.Duration) (float6
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}
-	c1, err := rs.commandsProcessed(ctx)
+	c1, err := rs.CommandsProcessed(ctx)
 	if err != nil {
 		return 0, err
 	}
