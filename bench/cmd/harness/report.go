@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -278,8 +279,14 @@ const (
 
 func (rp report) markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Run %s on %s; 1-minute load average %s at start and %s at end (above 2, other work was competing for the cores); took %s.\n\n",
-		rp.started.Format("2006-01-02 15:04 MST"), rp.machine, rp.load[0], rp.load[1], rp.elapsed.Round(time.Second))
+	busy := ""
+	for _, l := range rp.load {
+		if v, err := strconv.ParseFloat(l, 64); err == nil && v > 2 {
+			busy = " (above 2: other work was competing for the cores)"
+		}
+	}
+	fmt.Fprintf(&b, "Run %s on %s; 1-minute load average %s at start and %s at end%s; took %s.\n\n",
+		rp.started.Format("2006-01-02 15:04 MST"), rp.machine, rp.load[0], rp.load[1], busy, rp.elapsed.Round(time.Second))
 	fmt.Fprintf(&b, "Command: `%s`\n\n", rp.o.command)
 	fmt.Fprintf(&b, "Settings: HTTP %d connections for %s (after %s warm-up); %d pre-enqueued tasks per processing run; "+
 		"latency at %d tasks/s for %s; idle cost over %s; concurrency %d and TaskCheckInterval %s in both workers.\n\n",
