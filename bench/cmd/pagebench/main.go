@@ -140,7 +140,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintln(stdout)
 	fmt.Fprint(stdout, md)
 	if o.docs != "" {
-		return writeDocs(filepath.Join(root, o.docs), md)
+		path := o.docs
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(root, path) // relative to the module, as make passes it
+		}
+		return writeDocs(path, md)
 	}
 	return nil
 }

@@ -50,7 +50,7 @@ func yes(ok bool) string {
 func (r report) markdown() string {
 	var b strings.Builder
 	o := r.o
-	fmt.Fprintf(&b, "Run %s on %s, %s, %s; 1-minute load average %s at start and %s at end (2 cores shared with other work: above 2, something else competed for them); took %s.\n\n",
+	fmt.Fprintf(&b, "Run %s on %s, %s, %s; 1-minute load average %s at start and %s at end; took %s.\n\n",
 		r.start.UTC().Format("2006-01-02 15:04 UTC"), machine(), runtime.Version(), tool("redis-server", "--version"),
 		first(r.load0), first(r.load1), r.end.Sub(r.start).Round(time.Second))
 	fmt.Fprintf(&b, "Command: `%s`\n\n", o.command)
