@@ -38,23 +38,10 @@ return {n, since}
 // Backlog reads the backlog of queues in one pipeline: the pending tasks
 // summed, and the latency of the queue whose oldest task waited longest.
 func (s *Store) Backlog(ctx context.Context, queues []string) (Backlog, error) {
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rc.Pipeline()
-		cmds := make([]*redis.Cmd, len(queues))
-		for i, q := range queues {
-			p := queuePrefix(q)
-			cmds[i] = backlogScript.EvalSha(ctx, pipe, []string{p + "pending", p + "paused"}, p+"t:")
-		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		if lerr := backlogScript.Load(ctx, s.rc).Err(); lerr != nil {
-			return Backlog{}, s.wrap("load backlog script", lerr)
-		}
-		cmds, err = run()
-	}
+	cmds, err := s.evalPipelined(ctx, backlogScript, len(queues), func(i int) ([]string, []any) {
+		p := queuePrefix(queues[i])
+		return []string{p + "pending", p + "paused"}, []any{p + "t:"}
+	})
 	if err != nil {
 		return Backlog{}, s.wrap("read backlog", err)
 	}

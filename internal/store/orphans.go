@@ -40,22 +40,9 @@ return {n, first[2]}
 // whose lease has expired: one script per queue, in one pipeline.
 func (s *Store) Orphaned(ctx context.Context) ([]Orphans, error) {
 	now := s.now()
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rc.Pipeline()
-		cmds := make([]*redis.Cmd, len(s.queues))
-		for i, q := range s.queues {
-			cmds[i] = orphansScript.EvalSha(ctx, pipe, []string{queuePrefix(q) + "lease"}, now.Unix())
-		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		if lerr := orphansScript.Load(ctx, s.rc).Err(); lerr != nil {
-			return nil, s.wrap("load orphans script", lerr)
-		}
-		cmds, err = run()
-	}
+	cmds, err := s.evalPipelined(ctx, orphansScript, len(s.queues), func(i int) ([]string, []any) {
+		return []string{queuePrefix(s.queues[i]) + "lease"}, []any{now.Unix()}
+	})
 	if err != nil {
 		return nil, s.wrap("count orphaned tasks", err)
 	}

@@ -300,29 +300,15 @@ func (s *Store) viewQueues(ctx context.Context, queues []string, w window) ([]qu
 	for _, st := range w.states {
 		idx = append(idx, slices.Index(States, st)+1)
 	}
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rc.Pipeline()
-		cmds := make([]*redis.Cmd, len(queues))
-		for i, q := range queues {
-			p := queuePrefix(q)
-			keys := []string{p + "pending", p + "active", p + "scheduled", p + "retry", p + "archived", p + "completed",
-				p + "processed:" + day, p + "failed:" + day, p + "paused"}
-			args := []any{p + "t:", 0, 0}
-			if slices.Contains(w.queues, q) {
-				args = append([]any{p + "t:", w.offset, w.count}, idx...)
-			}
-			cmds[i] = queueViewScript.EvalSha(ctx, pipe, keys, args...)
+	cmds, err := s.evalPipelined(ctx, queueViewScript, len(queues), func(i int) ([]string, []any) {
+		q := queues[i]
+		p := queuePrefix(q)
+		args := []any{p + "t:", 0, 0}
+		if slices.Contains(w.queues, q) {
+			args = append([]any{p + "t:", w.offset, w.count}, idx...)
 		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		if lerr := queueViewScript.Load(ctx, s.rc).Err(); lerr != nil {
-			return nil, s.wrap("load queue view script", lerr)
-		}
-		cmds, err = run()
-	}
+		return queueViewKeys(p, day), args
+	})
 	if err != nil {
 		return nil, s.wrap("read queues", err)
 	}

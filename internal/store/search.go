@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // SearchQuery filters tasks beyond their state and queue. Each call reads
@@ -165,26 +163,11 @@ func fairShares(demand []int, budget int) []int {
 func (s *Store) readWindows(ctx context.Context, n int, at func(i int) (queue, state string, offset, count int)) ([]queueView, error) {
 	now := s.now()
 	day := now.UTC().Format("2006-01-02")
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rc.Pipeline()
-		cmds := make([]*redis.Cmd, n)
-		for i := range n {
-			queue, state, off, count := at(i)
-			p := queuePrefix(queue)
-			keys := []string{p + "pending", p + "active", p + "scheduled", p + "retry", p + "archived", p + "completed",
-				p + "processed:" + day, p + "failed:" + day, p + "paused"}
-			cmds[i] = queueViewScript.EvalSha(ctx, pipe, keys, p+"t:", off, count, slices.Index(States, state)+1)
-		}
-		_, err := pipe.Exec(ctx)
-		return cmds, err
-	}
-	cmds, err := run()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		if lerr := queueViewScript.Load(ctx, s.rc).Err(); lerr != nil {
-			return nil, s.wrap("load queue view script", lerr)
-		}
-		cmds, err = run()
-	}
+	cmds, err := s.evalPipelined(ctx, queueViewScript, n, func(i int) ([]string, []any) {
+		queue, state, off, count := at(i)
+		p := queuePrefix(queue)
+		return queueViewKeys(p, day), []any{p + "t:", off, count, slices.Index(States, state) + 1}
+	})
 	if err != nil {
 		return nil, s.wrap("search", err)
 	}
