@@ -43,13 +43,7 @@ func (l *Limiter) Allow(key string, n int) (ok bool, retryAfter time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.sweep(now)
-	b, found := l.buckets[key]
-	if !found {
-		b = &bucket{lim: rate.NewLimiter(l.rate, l.burst)}
-		l.buckets[key] = b
-	}
-	b.seen = now
+	b := l.bucketAt(key, now)
 	if n > l.burst {
 		return false, time.Duration(math.Ceil(float64(n)/float64(l.rate))) * time.Second
 	}
@@ -70,13 +64,7 @@ func (l *Limiter) AllowUpTo(key string, n int) int {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.sweep(now)
-	b, found := l.buckets[key]
-	if !found {
-		b = &bucket{lim: rate.NewLimiter(l.rate, l.burst)}
-		l.buckets[key] = b
-	}
-	b.seen = now
+	b := l.bucketAt(key, now)
 	got := min(n, int(b.lim.TokensAt(now)))
 	if got > 0 {
 		b.lim.AllowN(now, got)
@@ -104,4 +92,17 @@ func (l *Limiter) sweep(now time.Time) {
 			delete(l.buckets, k)
 		}
 	}
+}
+
+// bucketAt is key's bucket, made full when key has none, marked seen at
+// now after the idle ones are swept. l.mu must be held.
+func (l *Limiter) bucketAt(key string, now time.Time) *bucket {
+	l.sweep(now)
+	b, found := l.buckets[key]
+	if !found {
+		b = &bucket{lim: rate.NewLimiter(l.rate, l.burst)}
+		l.buckets[key] = b
+	}
+	b.seen = now
+	return b
 }
