@@ -620,7 +620,7 @@ func TestTestDepsLeavesOtherRedisAlone(t *testing.T) {
 	if err := rc.Ping(context.Background()).Err(); err != nil {
 		t.Errorf("the unrelated redis-server is gone after test-deps.sh: %v", err)
 	}
-	for _, f := range []string{"scripts/test.sh", "scripts/test-deps.sh", "Makefile", "bench/bench.sh"} {
+	for _, f := range []string{"scripts/test.sh", "scripts/test-deps.sh", "scripts/mutate.sh", "scripts/fuzz.sh", "Makefile", "bench/bench.sh", "bench/bench.mk", "bench/page.sh"} {
 		b, err := os.ReadFile(filepath.Join(testsupport.RepoRoot(t), f))
 		if err != nil {
 			t.Fatal(err)
